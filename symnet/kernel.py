@@ -1,0 +1,706 @@
+"""The trusted checker: the only code that may mark a step ``proved``.
+
+A step claims ``lhs = rhs`` for two SymPy matrix (or scalar) expressions.
+The verdict is
+
+* ``proved``   - both sides have the same normal form (below) *and* a numeric
+  second opinion on random instances agrees;
+* ``refuted``  - a random instance where the sides differ, confirmed at 50
+  digits so that round-off never refutes a true step (the instance is returned);
+* ``unproved`` - anything else.  Honest incompleteness; never a guess.
+
+Normal form.  A matrix expression becomes a finite map ``word -> coefficient``:
+a word is a tuple of atoms multiplied left to right (the empty word is the
+identity of the expression's shape); a coefficient is a canonical scalar
+(expanded, and cancelled when it has denominators).  Atoms:
+
+* ``("sym", S, t)``          matrix symbol S, transposed iff t;
+* ``("ones", r, c)``         the all-ones matrix;
+* ``("unit", i, j, r, c)``   the matrix unit E_ij of an explicit matrix;
+* ``("had", F, r, c)``       Hadamard product of the multiset F of words;
+* ``("fn", f, A, r, c)``     elementwise f (a formula in ``_Z``) of the frozen
+  normal form A of its argument.
+
+Rules realised: distributivity, associativity, scalar bilinearity; transpose
+pushed to atoms reversing words; identity vanishes in words; zero contributes
+no terms; ``1[r x k] 1[k x c] = k 1[r x c]``; ``E_ij E_kl = [j = k] E_il``;
+integer powers of square matrices unfold; Hadamard products are commutative,
+associative, bilinear with unit ``1``; elementwise polynomials expand into
+Hadamard powers and functions of constant matrices evaluate; ``trace`` is
+linear, cyclic and transpose-invariant (a trace is a scalar atom).
+
+Definitions (``define``) and proven lemmas are rewrites a step may cite in
+``uses``; the numeric opinion always evaluates definitions, never lemmas.
+"""
+
+from __future__ import annotations
+
+import math
+import signal
+import threading
+from collections import Counter
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+import numpy as np
+import sympy as sp
+from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
+from sympy.matrices.expressions.hadamard import HadamardPower, HadamardProduct
+
+from . import numeric
+from .errors import BudgetError, ShapeError
+
+PROVED, REFUTED, UNPROVED = "proved", "refuted", "unproved"
+
+#: Refuse normal forms with more terms than this (the step becomes unproved).
+MAX_TERMS = 50_000
+#: Largest integer power or Hadamard power the normal form unfolds.
+MAX_POWER = 64
+#: Largest degree of an elementwise polynomial that is expanded.
+MAX_POLY_DEGREE = 6
+#: Seconds allowed for the scalar simplification ladder on one step.
+SCALAR_BUDGET = 5.0
+
+_Z = sp.Dummy("z")
+
+
+class Unsupported(Exception):
+    """An expression outside the fragment the normal form decides."""
+
+
+# ---------------------------------------------------------------------------
+# Shapes
+
+
+def _dim(d: Any) -> sp.Expr:
+    return sp.sympify(d)
+
+
+def same_dim(a: Any, b: Any) -> bool:
+    """True iff two dimensions are provably equal (as integers or symbols)."""
+    a, b = _dim(a), _dim(b)
+    if a == b:
+        return True
+    return sp.expand(a - b) == 0
+
+
+def fmt_shape(shape: tuple) -> str:
+    return f"{shape[0]}x{shape[1]}"
+
+
+# ---------------------------------------------------------------------------
+# The normal form
+
+
+class NF:
+    """``terms`` maps words to scalar coefficients; ``rows x cols`` is the shape."""
+
+    __slots__ = ("rows", "cols", "terms")
+
+    def __init__(self, rows: Any, cols: Any, terms: dict | None = None):
+        self.rows, self.cols = rows, cols
+        self.terms = terms if terms is not None else {}
+
+    @property
+    def shape(self) -> tuple:
+        return (self.rows, self.cols)
+
+    def _guard(self) -> NF:
+        if len(self.terms) > MAX_TERMS:
+            raise BudgetError(f"expression expands to more than {MAX_TERMS} terms")
+        return self
+
+
+def _atom_shape(atom: tuple) -> tuple:
+    kind = atom[0]
+    if kind == "sym":
+        r, c = atom[1].shape
+        return (c, r) if atom[2] else (r, c)
+    return atom[-2], atom[-1]
+
+
+def _word_shape(word: tuple, nf: NF) -> tuple:
+    if not word:
+        return nf.shape
+    return _atom_shape(word[0])[0], _atom_shape(word[-1])[1]
+
+
+def _transpose_atom(atom: tuple) -> tuple:
+    kind = atom[0]
+    if kind == "sym":
+        return ("sym", atom[1], not atom[2])
+    if kind == "ones":
+        return ("ones", atom[2], atom[1])
+    if kind == "unit":
+        return ("unit", atom[2], atom[1], atom[4], atom[3])
+    if kind == "had":
+        return ("had", frozenset((_transpose_word(w), m) for w, m in atom[1]), atom[3], atom[2])
+    if kind == "fn":
+        return ("fn", atom[1], _freeze(transpose(_thaw(atom[2]))), atom[4], atom[3])
+    raise AssertionError(kind)
+
+
+def _transpose_word(word: tuple) -> tuple:
+    return tuple(_transpose_atom(a) for a in reversed(word))
+
+
+def _concat(left: tuple, right: tuple) -> tuple[sp.Expr, tuple] | None:
+    """The product of two normalised words: (scalar factor, word) or None for zero."""
+    if not left:
+        return sp.S.One, right
+    if not right:
+        return sp.S.One, left
+    a, b = left[-1], right[0]
+    if a[0] == "ones" and b[0] == "ones":
+        return a[2], left[:-1] + (("ones", a[1], b[2]),) + right[1:]
+    if a[0] == "unit" and b[0] == "unit":
+        if a[2] != b[1]:
+            return None
+        return sp.S.One, left[:-1] + (("unit", a[1], b[2], a[3], b[4]),) + right[1:]
+    return sp.S.One, left + right
+
+
+def add(x: NF, y: NF) -> NF:
+    if not (same_dim(x.rows, y.rows) and same_dim(x.cols, y.cols)):
+        raise ShapeError(f"shapes {fmt_shape(x.shape)} and {fmt_shape(y.shape)} cannot be added")
+    terms = dict(x.terms)
+    for w, c in y.terms.items():
+        terms[w] = terms[w] + c if w in terms else c
+    return NF(x.rows, x.cols, terms)._guard()
+
+
+def scale(x: NF, c: sp.Expr) -> NF:
+    if c == 0:
+        return NF(x.rows, x.cols)
+    if c == 1:
+        return x
+    return NF(x.rows, x.cols, {w: c * v for w, v in x.terms.items()})
+
+
+def mul(x: NF, y: NF) -> NF:
+    if not same_dim(x.cols, y.rows):
+        raise ShapeError(
+            f"shapes {fmt_shape(x.shape)} and {fmt_shape(y.shape)} cannot be multiplied"
+        )
+    if len(x.terms) * len(y.terms) > MAX_TERMS:
+        raise BudgetError(f"product expands to more than {MAX_TERMS} terms")
+    terms: dict = {}
+    for w1, c1 in x.terms.items():
+        for w2, c2 in y.terms.items():
+            joined = _concat(w1, w2)
+            if joined is None:
+                continue
+            k, w = joined
+            c = c1 * c2 * k
+            terms[w] = terms[w] + c if w in terms else c
+    return NF(x.rows, y.cols, terms)._guard()
+
+
+def transpose(x: NF) -> NF:
+    return NF(x.cols, x.rows, {_transpose_word(w): c for w, c in x.terms.items()})
+
+
+def identity(n: Any) -> NF:
+    return NF(n, n, {(): sp.S.One})
+
+
+def ones(r: Any, c: Any) -> NF:
+    return NF(r, c, {(("ones", r, c),): sp.S.One})
+
+
+def _had_factors(word: tuple, r: Any, c: Any) -> Counter:
+    """The multiset of Hadamard factors of a word (empty for the unit ``1``)."""
+    if len(word) == 1 and word[0][0] == "had":
+        return Counter(dict(word[0][1]))
+    if len(word) == 1 and word[0][0] == "ones":
+        return Counter()
+    return Counter({word: 1})
+
+
+def _had_word(factors: Counter, r: Any, c: Any) -> tuple:
+    if not factors:
+        return (("ones", r, c),)
+    if len(factors) == 1:
+        (w, m), = factors.items()
+        if m == 1:
+            return w
+    return (("had", frozenset(factors.items()), r, c),)
+
+
+def hadamard(x: NF, y: NF) -> NF:
+    if not (same_dim(x.rows, y.rows) and same_dim(x.cols, y.cols)):
+        raise ShapeError(
+            f"shapes {fmt_shape(x.shape)} and {fmt_shape(y.shape)} cannot be multiplied elementwise"
+        )
+    if len(x.terms) * len(y.terms) > MAX_TERMS:
+        raise BudgetError(f"Hadamard product expands to more than {MAX_TERMS} terms")
+    r, c = x.shape
+    terms: dict = {}
+    for w1, c1 in x.terms.items():
+        f1 = _had_factors(w1, r, c)
+        for w2, c2 in y.terms.items():
+            w = _had_word(f1 + _had_factors(w2, r, c), r, c)
+            v = c1 * c2
+            terms[w] = terms[w] + v if w in terms else v
+    return NF(r, c, terms)._guard()
+
+
+def canonical(c: sp.Expr) -> sp.Expr:
+    """A canonical form of a scalar coefficient: expanded, cancelled if rational."""
+    if c.is_Number:
+        return c
+    e = sp.expand(c)
+    if any(p.exp.is_negative for p in e.atoms(sp.Pow)):
+        e = sp.cancel(sp.together(e))
+        e = sp.expand(e) if e.is_polynomial() else e
+    return e
+
+
+def clean(x: NF) -> NF:
+    """Canonical coefficients, zero terms dropped."""
+    terms = {}
+    for w, c in x.terms.items():
+        c = canonical(c)
+        if c != 0:
+            terms[w] = c
+    return NF(x.rows, x.cols, terms)
+
+
+def _freeze(x: NF) -> tuple:
+    x = clean(x)
+    return (x.rows, x.cols, frozenset(x.terms.items()))
+
+
+def _thaw(frozen: tuple) -> NF:
+    r, c, items = frozen
+    return NF(r, c, dict(items))
+
+
+def elementwise(body: sp.Expr, arg: NF) -> NF:
+    """Normal form of ``f(arg)`` applied entry by entry, ``f`` a formula in ``_Z``."""
+    r, c = arg.shape
+    arg = clean(arg)
+    # a constant matrix k * 1: f(k 1) = f(k) 1
+    if not arg.terms:
+        return scale(ones(r, c), body.subs(_Z, 0))
+    if len(arg.terms) == 1:
+        (w, k), = arg.terms.items()
+        if len(w) == 1 and w[0][0] == "ones":
+            return scale(ones(r, c), body.subs(_Z, k))
+    # an elementwise polynomial: sum a_k arg^(.k)
+    if not body.has(sp.Piecewise, sp.Max, sp.Min, sp.Heaviside, sp.Abs, sp.Function):
+        try:
+            poly = sp.Poly(sp.expand(body), _Z)
+        except sp.PolynomialError:
+            poly = None
+        if poly is not None and poly.degree() <= MAX_POLY_DEGREE and not any(
+            k.has(_Z) for k in poly.all_coeffs()
+        ):
+            result = NF(r, c)
+            power = ones(r, c)
+            for degree, coeff in enumerate(reversed(poly.all_coeffs())):
+                if degree:
+                    power = hadamard(power, arg)
+                if coeff != 0:
+                    result = add(result, scale(power, coeff))
+            return result
+    return NF(r, c, {(("fn", body, _freeze(arg), r, c),): sp.S.One})
+
+
+# ---- trace: a scalar atom keyed by the canonical rotation of its word ----
+
+_TRACE_SYMBOLS: dict[tuple, sp.Dummy] = {}
+_TRACE_LOCK = threading.Lock()
+
+
+def _akey(obj: Any) -> str:
+    return repr(obj)
+
+
+def _trace_word(word: tuple, n: Any) -> sp.Expr:
+    if not word:
+        return _dim(n)
+    # merge ones at the two ends: tr(1 A 1') = tr(A 1' 1)
+    while len(word) > 1 and word[0][0] == "ones" and word[-1][0] == "ones":
+        k, merged = _concat(word[-1:], word[:1])
+        word, factor = word[1:-1] + merged, k
+        return factor * _trace_word(word, n)
+    if len(word) == 1 and word[0][0] == "ones":
+        return _dim(word[0][1])
+    if all(a[0] == "unit" for a in word):
+        (a,) = word
+        return sp.S.One if a[1] == a[2] else sp.S.Zero
+    candidates = []
+    for w in (word, _transpose_word(word)):
+        for i in range(len(w)):
+            rot = w[i:] + w[:i]
+            candidates.append((_akey(rot), rot))
+    key = min(candidates, key=lambda kv: kv[0])[1]
+    with _TRACE_LOCK:
+        if key not in _TRACE_SYMBOLS:
+            _TRACE_SYMBOLS[key] = sp.Dummy(f"tr{len(_TRACE_SYMBOLS)}")
+        return _TRACE_SYMBOLS[key]
+
+
+def trace(x: NF) -> sp.Expr:
+    """The trace of a square normal form, as a scalar in trace atoms."""
+    if not same_dim(x.rows, x.cols):
+        raise ShapeError(f"trace of a non-square {fmt_shape(x.shape)} matrix")
+    return sp.Add(*[c * _trace_word(w, x.rows) for w, c in x.terms.items()])
+
+
+# ---------------------------------------------------------------------------
+# From SymPy expressions to normal forms
+
+
+class Normalizer:
+    """Converts SymPy expressions to normal forms, unfolding the given rewrites."""
+
+    def __init__(self, rewrites: dict | None = None, definitions: dict | None = None):
+        self.rewrites = rewrites or {}
+        self.definitions = definitions  # unfold all of these, recursively, if given
+        self.memo: dict = {}
+
+    def scalar(self, e: sp.Expr) -> sp.Expr:
+        """A scalar expression with traces replaced by trace atoms."""
+        if isinstance(e, sp.MatrixExpr):
+            raise ShapeError(f"expected a scalar, got a {fmt_shape(e.shape)} matrix")
+        traces = [t for t in sp.preorder_traversal(e) if isinstance(t, sp.Trace)]
+        if not traces:
+            return e
+        return e.xreplace({t: trace(self(t.arg)) for t in traces})
+
+    def __call__(self, e: Any) -> NF:
+        hit = self.memo.get(e)
+        if hit is None:
+            hit = self.memo[e] = self._convert(e)
+        return hit
+
+    def _convert(self, e: Any) -> NF:
+        if not isinstance(e, sp.MatrixExpr):
+            if isinstance(e, sp.Basic) and not isinstance(e, sp.MatrixBase):
+                return NF(1, 1, {(): self.scalar(e)})  # a scalar, as a 1x1 matrix
+        if isinstance(e, sp.MatrixSymbol):
+            if e in self.rewrites:
+                return self._shape_checked(e, self(self.rewrites[e]))
+            if self.definitions is not None and e in self.definitions:
+                return self._shape_checked(e, self(self.definitions[e]))
+            return NF(e.rows, e.cols, {(("sym", e, False),): sp.S.One})
+        if isinstance(e, sp.MatAdd):
+            args = [self(a) for a in e.args]
+            result = args[0]
+            for a in args[1:]:
+                result = add(result, a)
+            return result
+        if isinstance(e, sp.MatMul):
+            coeff = sp.S.One
+            result = None
+            for a in e.args:
+                if isinstance(a, sp.MatrixExpr):
+                    n = self(a)
+                    result = n if result is None else mul(result, n)
+                else:
+                    coeff *= self.scalar(a)
+            if result is None:
+                raise Unsupported("a product without matrix factors")
+            return scale(result, coeff)
+        if isinstance(e, sp.Transpose):
+            return transpose(self(e.arg))
+        if isinstance(e, sp.Identity):
+            return identity(e.rows)
+        if isinstance(e, sp.ZeroMatrix):
+            return NF(e.rows, e.cols)
+        if isinstance(e, sp.OneMatrix):
+            return ones(e.rows, e.cols)
+        if isinstance(e, sp.MatPow):
+            base, exp = self(e.base), e.exp
+            if not (exp.is_Integer and 0 <= exp <= MAX_POWER):
+                raise Unsupported(f"matrix power {exp}")
+            if not same_dim(base.rows, base.cols):
+                raise ShapeError(f"power of a non-square {fmt_shape(base.shape)} matrix")
+            result = identity(base.rows)
+            for _ in range(int(exp)):
+                result = mul(result, base)
+            return result
+        if isinstance(e, HadamardProduct):
+            args = [self(a) for a in e.args]
+            result = args[0]
+            for a in args[1:]:
+                result = hadamard(result, a)
+            return result
+        if isinstance(e, HadamardPower):
+            base, exp = self(e.base), e.exp
+            if not (exp.is_Integer and 0 <= exp <= MAX_POWER):
+                raise Unsupported(f"Hadamard power {exp}")
+            result = ones(*base.shape)
+            for _ in range(int(exp)):
+                result = hadamard(result, base)
+            return result
+        if isinstance(e, ElementwiseApplyFunction):
+            lam = e.function
+            if not isinstance(lam, sp.Lambda) or len(lam.variables) != 1:
+                raise Unsupported(f"elementwise function {lam}")
+            body = lam.expr.xreplace({lam.variables[0]: _Z})
+            return elementwise(self.scalar(body), self(e.expr))
+        if isinstance(e, sp.MatrixBase):  # an explicit matrix: sum of c_ij E_ij
+            r, c = e.shape
+            terms = {}
+            for i in range(r):
+                for j in range(c):
+                    v = self.scalar(sp.sympify(e[i, j]))
+                    if v != 0:
+                        terms[(("unit", i, j, sp.Integer(r), sp.Integer(c)),)] = v
+            return NF(sp.Integer(r), sp.Integer(c), terms)._guard()
+        raise Unsupported(f"{type(e).__name__} is outside the decided fragment")
+
+    @staticmethod
+    def _shape_checked(sym: sp.MatrixSymbol, nf: NF) -> NF:
+        if not (same_dim(sym.rows, nf.rows) and same_dim(sym.cols, nf.cols)):
+            raise ShapeError(
+                f"{sym.name} is {fmt_shape(sym.shape)} but its definition is {fmt_shape(nf.shape)}"
+            )
+        return nf
+
+
+# ---------------------------------------------------------------------------
+# Scalar zero tests: a fixed ladder of exact procedures; only a literal 0 counts.
+
+
+@contextmanager
+def _time_limit(seconds: float):
+    usable = threading.current_thread() is threading.main_thread() and hasattr(
+        signal, "setitimer"
+    )
+    if not usable:
+        yield
+        return
+
+    def _raise(signum, frame):
+        raise TimeoutError
+
+    old = signal.signal(signal.SIGALRM, _raise)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+
+
+def scalar_is_zero(d: sp.Expr, budget: float = SCALAR_BUDGET) -> bool:
+    """True only when an exact procedure reduces ``d`` to the literal 0."""
+    d = canonical(d)
+    if d == 0:
+        return True
+    attempts = (
+        lambda e: sp.cancel(sp.expand(e.rewrite(sp.exp))),
+        lambda e: sp.simplify(e.rewrite(sp.exp)),
+        lambda e: sp.simplify(e),
+    )
+    try:
+        with _time_limit(budget):
+            for attempt in attempts:
+                if attempt(d) == 0:
+                    return True
+    except (TimeoutError, RecursionError, sp.PolynomialError, TypeError, ValueError):
+        return False
+    return False
+
+
+def _compare(a: NF, b: NF) -> tuple[bool, str]:
+    """Whether two normal forms are equal; otherwise a short reason."""
+    if not (same_dim(a.rows, b.rows) and same_dim(a.cols, b.cols)):
+        return False, f"the sides have shapes {fmt_shape(a.shape)} and {fmt_shape(b.shape)}"
+    a, b = clean(a), clean(b)
+    hard = []
+    for w in set(a.terms) | set(b.terms):
+        ca, cb = a.terms.get(w, sp.S.Zero), b.terms.get(w, sp.S.Zero)
+        if ca != cb and canonical(ca - cb) != 0:
+            hard.append(ca - cb)
+    if not hard:
+        return True, "normal forms agree"
+    if all(scalar_is_zero(d) for d in hard):
+        return True, "normal forms agree up to scalar identities"
+    return False, f"normal forms differ in {len(hard)} term(s)"
+
+
+# ---------------------------------------------------------------------------
+# Verdicts
+
+
+@dataclass(frozen=True)
+class NumericReport:
+    """The numeric second opinion on one step."""
+
+    trials: int = 0
+    max_abs_error: float = 0.0
+    agree: bool = True
+
+
+@dataclass(frozen=True)
+class Check:
+    """The kernel's verdict on ``lhs = rhs``; only this module creates ``proved``."""
+
+    verdict: str
+    detail: str = ""
+    numeric: NumericReport = field(default_factory=NumericReport)
+    counterexample: dict | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.verdict == PROVED
+
+
+@dataclass(frozen=True)
+class Lemma:
+    """A proven equation ``sym = expr`` that later steps may cite in ``uses``."""
+
+    sym: sp.MatrixSymbol
+    expr: sp.Expr
+
+
+class Context:
+    """Definitions, proven facts and the random instances a derivation is checked on.
+
+    ``define`` introduces a fresh symbol for an expression (a conservative
+    extension); ``check`` decides a step; ``lemma`` hands back a proven
+    equation ``sym = expr`` once the facts checked so far connect the two.
+    """
+
+    def __init__(self, trials: int = 3, seed: int = 0):
+        self.definitions: dict[sp.MatrixSymbol, sp.Expr] = {}
+        self.samples = numeric.Samples(self.definitions, trials=trials, seed=seed)
+        self._parent: dict = {}
+        self._full = Normalizer(definitions=self.definitions)
+
+    # -- facts: union-find over expressions proven equal --------------------
+    def _find(self, e: Any) -> Any:
+        parent = self._parent
+        root = e
+        while parent.get(root, root) != root:
+            root = parent[root]
+        while parent.get(e, e) != root:
+            parent[e], e = root, parent[e]
+        return root
+
+    def _union(self, a: Any, b: Any) -> None:
+        ra, rb = self._find(a), self._find(b)
+        if ra != rb:
+            self._parent[ra] = rb
+
+    def define(self, sym: sp.MatrixSymbol, expr: sp.Expr) -> sp.MatrixSymbol:
+        """Introduce ``sym := expr``; ``sym`` must be new and of the same shape."""
+        if sym in self.definitions:
+            raise ShapeError(f"{sym.name} is already defined")
+        nf = Normalizer()(expr) if not self.definitions else None
+        shape = nf.shape if nf is not None else _shape_of(expr)
+        if not (same_dim(sym.rows, shape[0]) and same_dim(sym.cols, shape[1])):
+            raise ShapeError(
+                f"{sym.name} is {fmt_shape(sym.shape)} but its definition is {fmt_shape(shape)}"
+            )
+        if sym in _free_matrix_symbols(expr, self.definitions):
+            raise ShapeError(f"definition of {sym.name} refers to itself")
+        self.definitions[sym] = expr
+        self._union(sym, expr)
+        return sym
+
+    def lemma(self, sym: sp.MatrixSymbol, expr: sp.Expr) -> Lemma:
+        """The proven equation ``sym = expr``; raises unless a proved chain links them."""
+        if self._find(sym) != self._find(expr):
+            raise ValueError(f"{sym.name} = {expr} has not been proved in this context")
+        return Lemma(sym, expr)
+
+    # -- deciding a step ----------------------------------------------------
+    def check(self, lhs: Any, rhs: Any, uses: Iterable[Any] | None = None) -> Check:
+        """Decide ``lhs = rhs``, unfolding the cited definitions and lemmas."""
+        symbolic, detail = self._symbolic(lhs, rhs, uses)
+        report, counter = self.samples.compare(lhs, rhs)
+        if counter is not None:
+            note = " (the symbolic check had agreed: a defect, reported)" if symbolic else ""
+            return Check(REFUTED, counter["reason"] + note, report, counter)
+        if symbolic and report.trials == 0:
+            return Check(UNPROVED, detail + "; no numeric instance could be evaluated", report)
+        if symbolic:
+            self._union(lhs, rhs)
+            return Check(PROVED, detail, report)
+        return Check(UNPROVED, detail, report)
+
+    def _symbolic(self, lhs: Any, rhs: Any, uses: Iterable[Any] | None) -> tuple[bool, str]:
+        try:
+            attempts = [Normalizer()]
+            if uses is not None:
+                rewrites = {}
+                for u in uses:
+                    if isinstance(u, Lemma):
+                        if self._find(u.sym) != self._find(u.expr):
+                            return False, f"lemma {u.sym.name} was not proved"
+                        rewrites[u.sym] = u.expr
+                    elif u in self.definitions:
+                        rewrites[u] = self.definitions[u]
+                    else:
+                        return False, f"{u} is neither defined nor a proven lemma"
+                attempts.append(Normalizer(rewrites=rewrites))
+            attempts.append(self._full)
+            detail = ""
+            for normalizer in attempts:
+                same, detail = _compare(normalizer(lhs), normalizer(rhs))
+                if same:
+                    return True, detail
+            return False, detail
+        except ShapeError:
+            raise
+        except Unsupported as exc:
+            return False, f"outside the decided fragment: {exc}"
+        except BudgetError as exc:
+            return False, str(exc)
+        except RecursionError:
+            return False, "expression nested too deeply"
+
+
+def _free_matrix_symbols(expr: Any, definitions: dict) -> set:
+    seen, stack, out = set(), [expr], set()
+    while stack:
+        e = stack.pop()
+        if not isinstance(e, sp.Basic):
+            continue
+        for s in e.atoms(sp.MatrixSymbol):
+            if s in seen:
+                continue
+            seen.add(s)
+            out.add(s)
+            if s in definitions:
+                stack.append(definitions[s])
+    return out
+
+
+def _shape_of(expr: Any) -> tuple:
+    if isinstance(expr, sp.MatrixExpr) or isinstance(expr, sp.MatrixBase):
+        return expr.shape
+    return (sp.S.One, sp.S.One)
+
+
+def normal_form(expr: Any) -> NF:
+    """The normal form of an expression (no definitions unfolded), for inspection."""
+    return clean(Normalizer()(expr))
+
+
+def check(lhs: Any, rhs: Any, trials: int = 3, seed: int = 0) -> Check:
+    """Decide ``lhs = rhs`` in a fresh context."""
+    return Context(trials=trials, seed=seed).check(lhs, rhs)
+
+
+__all__ = [
+    "PROVED",
+    "REFUTED",
+    "UNPROVED",
+    "Check",
+    "Context",
+    "Lemma",
+    "NumericReport",
+    "check",
+    "normal_form",
+    "scalar_is_zero",
+    "math",
+    "np",
+]

@@ -1,0 +1,379 @@
+"""Numeric evaluation of SymPy matrix expressions, in float64 and at 50 digits.
+
+``lambdify`` cannot print elementwise matrix functions, so symnet walks the
+expression tree itself.  The same walk runs on two arithmetic backends:
+NumPy float64 arrays, and NumPy object arrays of mpmath numbers for the
+high-precision confirmation that guards against refuting a true step because
+of round-off.
+
+:class:`Samples` holds the random instances a derivation is checked on
+(standard-normal matrices, scalars, and a random size in 1..5 for every
+symbolic dimension) and compares the two sides of a step on them.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import mpmath
+import numpy as np
+import sympy as sp
+from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
+from sympy.matrices.expressions.hadamard import HadamardPower, HadamardProduct
+
+#: Digits used to confirm a numeric disagreement before refuting.
+CONFIRM_DIGITS = 50
+#: Largest concrete dimension evaluated numerically (bigger: no evidence).
+MAX_NUMERIC_DIM = 512
+#: Relative tolerance of the float64 comparison.
+RTOL = 1e-7
+#: Relative difference that, at 50 digits, confirms a refutation.
+CONFIRM_RTOL = 1e-20
+
+
+class NoEvidence(Exception):
+    """This instance cannot be evaluated (domain, overflow, unsupported form)."""
+
+
+@functools.lru_cache(maxsize=4096)
+def _compiled(expr: sp.Expr, symbols: tuple, module: str):
+    return sp.lambdify(symbols, expr, modules=module)
+
+
+class Evaluator:
+    """Evaluate expressions on one instance: symbol values plus definitions."""
+
+    def __init__(self, values: dict, dims: dict, definitions: dict, precise: bool = False):
+        self.values = values  # MatrixSymbol/Symbol -> ndarray/float (float64 samples)
+        self.dims = dims  # dimension Symbol -> int
+        self.definitions = definitions
+        self.precise = precise
+        self.memo: dict = {}
+
+    # -- scalars ---------------------------------------------------------
+    def dim(self, d: Any) -> int:
+        d = sp.sympify(d)
+        if d.is_Integer:
+            n = int(d)
+        else:
+            n = d.xreplace({s: sp.Integer(self.dims[s]) for s in d.free_symbols})
+            if not n.is_Integer:
+                raise NoEvidence(f"dimension {d}")
+            n = int(n)
+        if n < 0 or n > MAX_NUMERIC_DIM:
+            raise NoEvidence(f"dimension {n} too large for numeric evaluation")
+        return n
+
+    def number(self, v: float):
+        return mpmath.mpf(v) if self.precise else float(v)
+
+    def scalar(self, e: sp.Expr):
+        if e.is_Number:
+            return mpmath.mpf(sp.Float(e, CONFIRM_DIGITS + 10)) if self.precise else float(e)
+        traces = [t for t in sp.preorder_traversal(e) if isinstance(t, sp.Trace)]
+        subs = {}
+        for i, t in enumerate(traces):
+            subs[t] = sp.Dummy(f"t{i}")
+        e2 = e.xreplace(subs)
+        symbols = tuple(sorted(e2.free_symbols, key=lambda s: s.name))
+        args = []
+        for s in symbols:
+            for t, d in subs.items():
+                if d == s:
+                    m = self(t.arg)
+                    args.append(sum(m[i, i] for i in range(m.shape[0])))
+                    break
+            else:
+                args.append(self.scalar_value(s))
+        if self.precise:
+            with mpmath.workdps(CONFIRM_DIGITS):
+                value = sp.sympify(e2).evalf(
+                    CONFIRM_DIGITS, subs={s: sp.Float(str(a), CONFIRM_DIGITS) for s, a in zip(symbols, args)}
+                )
+            if not value.is_number:
+                raise NoEvidence(f"scalar {e}")
+            try:
+                return mpmath.mpf(sp.Float(value, CONFIRM_DIGITS))
+            except TypeError:
+                raise NoEvidence(f"non-real value of {e}") from None
+        with np.errstate(all="ignore"):
+            value = _compiled(e2, symbols, "numpy")(*args)
+        value = complex(value)
+        if value.imag != 0:
+            raise NoEvidence(f"non-real value of {e}")
+        return value.real
+
+    def scalar_value(self, s: sp.Symbol):
+        if s not in self.values:
+            raise NoEvidence(f"no value for {s}")
+        return self.number(self.values[s])
+
+    # -- matrices --------------------------------------------------------
+    def array(self, a: np.ndarray) -> np.ndarray:
+        if self.precise:
+            out = np.empty(a.shape, dtype=object)
+            for idx, v in np.ndenumerate(a):
+                out[idx] = mpmath.mpf(float(v))
+            return out
+        return a
+
+    def __call__(self, e: Any):
+        if isinstance(e, sp.MatrixSymbol):
+            if e in self.memo:
+                return self.memo[e]
+            if e in self.definitions:
+                value = self(self.definitions[e])
+            elif e in self.values:
+                value = self.array(self.values[e])
+            else:
+                raise NoEvidence(f"no value for {e.name}")
+            self.memo[e] = value
+            return value
+        if not isinstance(e, (sp.MatrixExpr, sp.MatrixBase)):
+            return self.scalar(sp.sympify(e))
+        if isinstance(e, sp.MatAdd):
+            parts = [self(a) for a in e.args]
+            shapes = {p.shape for p in parts}
+            if len(shapes) != 1:
+                raise NoEvidence("shapes differ in a sum")
+            out = parts[0]
+            for p in parts[1:]:
+                out = out + p
+            return out
+        if isinstance(e, sp.MatMul):
+            coeff, out = None, None
+            for a in e.args:
+                if isinstance(a, sp.MatrixExpr):
+                    m = self(a)
+                    if out is not None and out.shape[1] != m.shape[0]:
+                        raise NoEvidence("shapes differ in a product")
+                    out = m if out is None else out @ m
+                else:
+                    v = self.scalar(a)
+                    coeff = v if coeff is None else coeff * v
+            return out if coeff is None else coeff * out
+        if isinstance(e, sp.Transpose):
+            return self(e.arg).T
+        if isinstance(e, sp.Identity):
+            n = self.dim(e.rows)
+            return self.array(np.eye(n))
+        if isinstance(e, sp.ZeroMatrix):
+            return self.array(np.zeros((self.dim(e.rows), self.dim(e.cols))))
+        if isinstance(e, sp.OneMatrix):
+            return self.array(np.ones((self.dim(e.rows), self.dim(e.cols))))
+        if isinstance(e, sp.MatPow):
+            base = self(e.base)
+            if not e.exp.is_Integer or e.exp < 0 or base.shape[0] != base.shape[1]:
+                raise NoEvidence(f"matrix power {e.exp}")
+            out = self.array(np.eye(base.shape[0]))
+            for _ in range(int(e.exp)):
+                out = out @ base
+            return out
+        if isinstance(e, sp.Inverse):
+            if self.precise:
+                return _mp_to_obj(mpmath.inverse(mpmath.matrix(self(e.arg).tolist())))
+            return np.linalg.inv(self(e.arg))
+        if isinstance(e, HadamardProduct):
+            parts = [self(a) for a in e.args]
+            out = parts[0]
+            for p in parts[1:]:
+                if p.shape != out.shape:
+                    raise NoEvidence("shapes differ in a Hadamard product")
+                out = out * p
+            return out
+        if isinstance(e, HadamardPower):
+            base = self(e.base)
+            return base ** self.scalar(e.exp)
+        if isinstance(e, ElementwiseApplyFunction):
+            return self.elementwise(e.function, self(e.expr))
+        if isinstance(e, sp.MatrixBase):
+            out = np.empty(e.shape, dtype=object if self.precise else float)
+            for i in range(e.rows):
+                for j in range(e.cols):
+                    out[i, j] = self.scalar(sp.sympify(e[i, j]))
+            return out
+        if isinstance(e, sp.Trace):
+            m = self(e.arg)
+            return sum(m[i, i] for i in range(m.shape[0]))
+        raise NoEvidence(f"cannot evaluate {type(e).__name__}")
+
+    def elementwise(self, lam: sp.Lambda, arg: np.ndarray):
+        (var,) = lam.variables
+        params = tuple(sorted(lam.expr.free_symbols - {var}, key=lambda s: s.name))
+        values = [self.scalar_value(p) for p in params]
+        if self.precise:
+            f = _compiled(lam.expr, (var, *params), "mpmath")
+            out = np.empty(arg.shape, dtype=object)
+            with mpmath.workdps(CONFIRM_DIGITS):
+                for idx, v in np.ndenumerate(arg):
+                    try:
+                        out[idx] = mpmath.mpf(f(v, *values))
+                    except (TypeError, ValueError, ZeroDivisionError):
+                        subs = {var: sp.Float(str(v), CONFIRM_DIGITS)}
+                        subs.update({p: sp.Float(str(x), CONFIRM_DIGITS) for p, x in zip(params, values)})
+                        value = lam.expr.evalf(CONFIRM_DIGITS, subs=subs)
+                        if not value.is_real:
+                            raise NoEvidence(f"non-real value of {lam}") from None
+                        out[idx] = mpmath.mpf(sp.Float(value, CONFIRM_DIGITS))
+            return out
+        f = _compiled(lam.expr, (var, *params), "numpy")
+        with np.errstate(all="ignore"):
+            out = f(arg, *values)
+        out = np.broadcast_to(np.asarray(out, dtype=float), arg.shape)
+        return np.array(out)
+
+
+def _mp_to_obj(m) -> np.ndarray:
+    out = np.empty((m.rows, m.cols), dtype=object)
+    for i in range(m.rows):
+        for j in range(m.cols):
+            out[i, j] = m[i, j]
+    return out
+
+
+def _finite(a: Any) -> bool:
+    return bool(np.all(np.isfinite(np.asarray(a, dtype=float))))
+
+
+def _as_matrix(a: Any) -> np.ndarray:
+    a = np.asarray(a)
+    return a.reshape(1, 1) if a.ndim == 0 else a
+
+
+def _listify(a: Any) -> Any:
+    return np.asarray(a, dtype=float).tolist()
+
+
+class Samples:
+    """Seeded random instances shared by all steps of one derivation."""
+
+    def __init__(self, definitions: dict, trials: int = 3, seed: int = 0, max_attempts: int = 4):
+        self.definitions = definitions
+        self.trials = trials
+        self.seed = seed
+        self.max_attempts = max_attempts
+        self._instances: list[tuple[dict, dict, np.random.Generator]] = []
+        self._known: set = set()
+        self._dims: set = set()
+        self._order: list = []
+        self._seen_exprs: set = set()
+        self._filled: dict[int, int] = {}
+
+    def _instance(self, k: int) -> tuple[dict, dict, np.random.Generator]:
+        while len(self._instances) <= k:
+            rng = np.random.default_rng([self.seed, len(self._instances)])
+            self._instances.append(({}, {}, rng))
+        return self._instances[k]
+
+    def _discover(self, exprs: list) -> None:
+        """Record, in a fixed order, every symbol the expressions depend on."""
+        stack = list(exprs)
+        while stack:
+            e = stack.pop()
+            if not isinstance(e, sp.Basic) or e in self._seen_exprs:
+                continue
+            self._seen_exprs.add(e)
+            new = []
+            for s in e.free_symbols:
+                if s in self._known:
+                    continue
+                self._known.add(s)
+                if isinstance(s, sp.MatrixSymbol):
+                    for d in s.shape:
+                        for dim in sorted(sp.sympify(d).free_symbols, key=_sort_key):
+                            if dim not in self._known:
+                                self._known.add(dim)
+                                self._dims.add(dim)
+                                self._order.append(dim)
+                    if s in self.definitions:
+                        stack.append(self.definitions[s])
+                        continue
+                new.append(s)
+            self._order.extend(sorted(new, key=_sort_key))
+
+    def _populate(self, k: int, exprs: list) -> Evaluator:
+        self._discover(exprs)
+        values, dims, rng = self._instance(k)
+        ev = Evaluator(values, dims, self.definitions)
+        filled = self._filled.get(k, 0)
+        for s in self._order[filled:]:
+            if s in self._dims:
+                dims[s] = int(rng.integers(1, 6))
+            elif isinstance(s, sp.MatrixSymbol):
+                values[s] = rng.standard_normal((ev.dim(s.rows), ev.dim(s.cols)))
+            elif s.is_integer:
+                dims[s] = int(rng.integers(1, 6))
+            else:
+                values[s] = float(rng.uniform(0.5, 2.0)) if s.is_positive else float(rng.normal())
+        self._filled[k] = len(self._order)
+        return ev
+
+    def compare(self, lhs: Any, rhs: Any) -> tuple[Any, dict | None]:
+        """Evaluate both sides on the instances: (report, counterexample or None)."""
+        from .kernel import NumericReport
+
+        evaluated, worst, attempt = 0, 0.0, 0
+        k = 0
+        while evaluated < self.trials and attempt < self.trials * self.max_attempts:
+            attempt += 1
+            try:
+                ev = self._populate(k, [lhs, rhs])
+            except NoEvidence:
+                k += 1
+                continue
+            k += 1
+            try:
+                with np.errstate(all="ignore"):
+                    a, b = _as_matrix(ev(lhs)), _as_matrix(ev(rhs))
+            except (NoEvidence, ValueError, TypeError, ZeroDivisionError, OverflowError, np.linalg.LinAlgError):
+                continue
+            if not (_finite(a) and _finite(b)):
+                continue
+            evaluated += 1
+            if a.shape != b.shape:
+                return NumericReport(evaluated, float("inf"), False), self._counter(
+                    ev, a, b, f"the sides have shapes {a.shape[0]}x{a.shape[1]} and {b.shape[0]}x{b.shape[1]}"
+                )
+            err = float(np.max(np.abs(a - b))) if a.size else 0.0
+            scale = max(1.0, float(np.max(np.abs(a))) if a.size else 0.0, float(np.max(np.abs(b))) if b.size else 0.0)
+            if err > RTOL * scale:
+                confirmed = self._confirm(ev, lhs, rhs)
+                if confirmed:
+                    return NumericReport(evaluated, err, False), self._counter(
+                        ev, a, b, f"the sides differ by {err:.3g} at a random instance"
+                    )
+                continue  # round-off: no evidence either way
+            worst = max(worst, err)
+        return NumericReport(evaluated, worst, True), None
+
+    def _confirm(self, ev: Evaluator, lhs: Any, rhs: Any) -> bool:
+        precise = Evaluator(ev.values, ev.dims, self.definitions, precise=True)
+        try:
+            with mpmath.workdps(CONFIRM_DIGITS):
+                a, b = _as_matrix(precise(lhs)), _as_matrix(precise(rhs))
+                if a.shape != b.shape:
+                    return True
+                diff = max((abs(x - y) for x, y in zip(a.flat, b.flat)), default=mpmath.mpf(0))
+                scale = max([mpmath.mpf(1)] + [abs(x) for x in a.flat] + [abs(y) for y in b.flat])
+                return bool(diff > CONFIRM_RTOL * scale)
+        except (NoEvidence, ValueError, TypeError, ZeroDivisionError, OverflowError, ArithmeticError):
+            return False
+
+    @staticmethod
+    def _counter(ev: Evaluator, a: np.ndarray, b: np.ndarray, reason: str) -> dict:
+        values = {}
+        for s, v in sorted(ev.values.items(), key=lambda kv: _sort_key(kv[0])):
+            values[s.name] = _listify(v) if isinstance(v, np.ndarray) else float(v)
+        return {
+            "values": values,
+            "dims": {s.name: n for s, n in sorted(ev.dims.items(), key=lambda kv: kv[0].name)},
+            "lhs": _listify(a),
+            "rhs": _listify(b),
+            "difference": float(np.max(np.abs(a - b))) if a.shape == b.shape else None,
+            "reason": reason,
+        }
+
+
+def _sort_key(s: Any) -> tuple:
+    return (0 if isinstance(s, sp.MatrixSymbol) else 1, str(s.name))
