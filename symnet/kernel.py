@@ -35,7 +35,6 @@ Definitions (``define``) and proven lemmas are rewrites a step may cite in
 
 from __future__ import annotations
 
-import math
 import signal
 import threading
 from collections import Counter
@@ -43,7 +42,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
-import numpy as np
 import sympy as sp
 from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
 from sympy.matrices.expressions.hadamard import HadamardPower, HadamardProduct
@@ -153,7 +151,8 @@ def _concat(left: tuple, right: tuple) -> tuple[sp.Expr, tuple] | None:
         return sp.S.One, left
     a, b = left[-1], right[0]
     if a[0] == "ones" and b[0] == "ones":
-        return a[2], left[:-1] + (("ones", a[1], b[2]),) + right[1:]
+        merged = () if _is_one(a[1]) and _is_one(b[2]) else (("ones", a[1], b[2]),)
+        return a[2], left[:-1] + merged + right[1:]
     if a[0] == "unit" and b[0] == "unit":
         if a[2] != b[1]:
             return None
@@ -205,7 +204,13 @@ def identity(n: Any) -> NF:
     return NF(n, n, {(): sp.S.One})
 
 
+def _is_one(d: Any) -> bool:
+    return _dim(d) == 1
+
+
 def ones(r: Any, c: Any) -> NF:
+    if _is_one(r) and _is_one(c):
+        return identity(1)  # the 1x1 ones matrix is the 1x1 identity
     return NF(r, c, {(("ones", r, c),): sp.S.One})
 
 
@@ -215,12 +220,14 @@ def _had_factors(word: tuple, r: Any, c: Any) -> Counter:
         return Counter(dict(word[0][1]))
     if len(word) == 1 and word[0][0] == "ones":
         return Counter()
+    if not word and _is_one(r) and _is_one(c):
+        return Counter()  # I_1 = 1[1x1], the unit
     return Counter({word: 1})
 
 
 def _had_word(factors: Counter, r: Any, c: Any) -> tuple:
     if not factors:
-        return (("ones", r, c),)
+        return next(iter(ones(r, c).terms))
     if len(factors) == 1:
         (w, m), = factors.items()
         if m == 1:
@@ -286,7 +293,7 @@ def elementwise(body: sp.Expr, arg: NF) -> NF:
         return scale(ones(r, c), body.subs(_Z, 0))
     if len(arg.terms) == 1:
         (w, k), = arg.terms.items()
-        if len(w) == 1 and w[0][0] == "ones":
+        if w == next(iter(ones(r, c).terms)):
             return scale(ones(r, c), body.subs(_Z, k))
     # an elementwise polynomial: sum a_k arg^(.k)
     if not body.has(sp.Piecewise, sp.Max, sp.Min, sp.Heaviside, sp.Abs, sp.Function):
@@ -351,15 +358,163 @@ def trace(x: NF) -> sp.Expr:
 
 
 # ---------------------------------------------------------------------------
+# Gradients: reverse mode from first principles
+
+
+class Grad(sp.MatrixExpr):
+    """``dL/dX``: the entrywise gradient of a 1x1 expression ``L`` with respect to
+    a matrix symbol ``X`` (same shape as ``X``).
+
+    The kernel decides steps about it by computing the gradient itself with the
+    adjoint rules below; the numeric opinion uses finite differences.
+    """
+
+    def __new__(cls, loss: Any, wrt: sp.MatrixSymbol):
+        if not isinstance(wrt, sp.MatrixSymbol):
+            raise ShapeError("a gradient is taken with respect to a matrix symbol")
+        return sp.Basic.__new__(cls, loss, wrt)
+
+    @property
+    def loss(self) -> Any:
+        return self.args[0]
+
+    @property
+    def wrt(self) -> sp.MatrixSymbol:
+        return self.args[1]
+
+    @property
+    def shape(self) -> tuple:
+        return self.args[1].shape
+
+
+def elementwise_derivative(lam: sp.Lambda) -> sp.Lambda:
+    """``f'`` for an elementwise ``f``: SymPy's scalar ``diff`` (reliable on scalars)."""
+    (var,) = lam.variables
+    return sp.Lambda(var, sp.diff(lam.expr, var))
+
+
+def _mm(*factors: Any) -> Any:
+    factors = [f for f in factors if f is not None]
+    return factors[0] if len(factors) == 1 else sp.MatMul(*factors, evaluate=False)
+
+
+def adjoint(loss: Any, wrt: sp.MatrixSymbol, definitions: dict) -> Any:
+    """The gradient of a 1x1 ``loss`` with respect to ``wrt`` as a matrix expression.
+
+    Rules (``G`` the cotangent of a node):  sum: G to every term;
+    ``c A_1 ... A_k``: ``c (A_1..A_{i-1})^T G (A_{i+1}..A_k)^T`` to ``A_i``;
+    ``A^T``: ``G^T``;  ``A (.) B``: ``G (.) B`` to ``A``;  ``f(A)``: ``G (.) f'(A)``;
+    ``A^k``: as a product;  a defined symbol: its accumulated cotangent to its
+    definition (reverse topological order, so shared nodes are visited once).
+    Symbols other than ``wrt`` and constants contribute nothing.
+    """
+    if isinstance(loss, sp.MatrixExpr) and not (_dim(loss.rows) == 1 and _dim(loss.cols) == 1):
+        raise ShapeError(f"a gradient needs a 1x1 loss, got {fmt_shape(loss.shape)}")
+    if wrt in definitions:
+        raise Unsupported("gradient with respect to a defined symbol")
+    depends_memo: dict = {}
+
+    def depends(e: Any) -> bool:
+        if e in depends_memo:
+            return depends_memo[e]
+        if e == wrt:
+            out = True
+        elif isinstance(e, sp.MatrixSymbol):
+            out = e in definitions and depends(definitions[e])
+        elif isinstance(e, sp.Basic):
+            out = any(depends(a) for a in e.args)
+        else:
+            out = False
+        depends_memo[e] = out
+        return out
+
+    pending: dict = {}  # defined symbol -> list of cotangent terms
+    result: list = []
+
+    def push(e: Any, g: Any) -> None:
+        if not depends(e):
+            return
+        if e == wrt:
+            result.append(g)
+        elif isinstance(e, sp.MatrixSymbol):
+            pending.setdefault(e, []).append(g)
+        elif isinstance(e, sp.MatAdd):
+            for t in e.args:
+                push(t, g)
+        elif isinstance(e, sp.MatMul):
+            coeff = [a for a in e.args if not isinstance(a, sp.MatrixExpr)]
+            mats = [a for a in e.args if isinstance(a, sp.MatrixExpr)]
+            if any(depends(c) for c in coeff):
+                raise Unsupported("a scalar coefficient that depends on the variable")
+            c = sp.Mul(*coeff)
+            for i, a in enumerate(mats):
+                if not depends(a):
+                    continue
+                left = [sp.Transpose(m) for m in reversed(mats[:i])]
+                right = [sp.Transpose(m) for m in reversed(mats[i + 1:])]
+                push(a, _mm(*([c] if c != 1 else []), *left, g, *right))
+        elif isinstance(e, sp.Transpose):
+            push(e.arg, sp.Transpose(g))
+        elif isinstance(e, HadamardProduct):
+            for i, a in enumerate(e.args):
+                if depends(a):
+                    others = list(e.args[:i]) + list(e.args[i + 1:])
+                    push(a, HadamardProduct(g, *others))
+        elif isinstance(e, ElementwiseApplyFunction):
+            push(e.expr, HadamardProduct(g, ElementwiseApplyFunction(elementwise_derivative(e.function), e.expr)))
+        elif isinstance(e, sp.MatPow) and e.exp.is_Integer and 0 <= e.exp <= MAX_POWER:
+            push(sp.MatMul(*([e.base] * int(e.exp)), evaluate=False), g)
+        else:
+            raise Unsupported(f"gradient through {type(e).__name__}")
+
+    push(loss if isinstance(loss, sp.MatrixExpr) else sp.ImmutableMatrix([[loss]]), sp.Identity(1))
+    order = _topological(definitions)
+    for sym in order:  # users before what they use
+        if sym in pending:
+            terms = pending.pop(sym)
+            push(definitions[sym], terms[0] if len(terms) == 1 else sp.MatAdd(*terms, evaluate=False))
+    if not result:
+        return sp.ZeroMatrix(*wrt.shape)
+    return result[0] if len(result) == 1 else sp.MatAdd(*result, evaluate=False)
+
+
+def _topological(definitions: dict) -> list:
+    """Defined symbols ordered so that every symbol precedes the symbols it uses."""
+    order, state = [], {}
+    for root in definitions:
+        stack = [(root, False)]
+        while stack:
+            sym, done = stack.pop()
+            if done:
+                state[sym] = 2
+                order.append(sym)
+                continue
+            if state.get(sym):
+                continue
+            state[sym] = 1
+            stack.append((sym, True))
+            for dep in definitions[sym].atoms(sp.MatrixSymbol):
+                if dep in definitions and not state.get(dep):
+                    stack.append((dep, False))
+    return order[::-1]
+
+
+# ---------------------------------------------------------------------------
 # From SymPy expressions to normal forms
 
 
 class Normalizer:
     """Converts SymPy expressions to normal forms, unfolding the given rewrites."""
 
-    def __init__(self, rewrites: dict | None = None, definitions: dict | None = None):
+    def __init__(
+        self,
+        rewrites: dict | None = None,
+        definitions: dict | None = None,
+        calculus: dict | None = None,
+    ):
         self.rewrites = rewrites or {}
         self.definitions = definitions  # unfold all of these, recursively, if given
+        self.calculus = calculus if calculus is not None else (definitions or {})
         self.memo: dict = {}
 
     def scalar(self, e: sp.Expr) -> sp.Expr:
@@ -443,6 +598,8 @@ class Normalizer:
                 raise Unsupported(f"elementwise function {lam}")
             body = lam.expr.xreplace({lam.variables[0]: _Z})
             return elementwise(self.scalar(body), self(e.expr))
+        if isinstance(e, Grad):
+            return self(adjoint(e.loss, e.wrt, self.calculus))
         if isinstance(e, sp.MatrixBase):  # an explicit matrix: sum of c_ij E_ij
             r, c = e.shape
             terms = {}
@@ -628,7 +785,7 @@ class Context:
 
     def _symbolic(self, lhs: Any, rhs: Any, uses: Iterable[Any] | None) -> tuple[bool, str]:
         try:
-            attempts = [Normalizer()]
+            attempts = [Normalizer(calculus=self.definitions)]
             if uses is not None:
                 rewrites = {}
                 for u in uses:
@@ -640,7 +797,7 @@ class Context:
                         rewrites[u] = self.definitions[u]
                     else:
                         return False, f"{u} is neither defined nor a proven lemma"
-                attempts.append(Normalizer(rewrites=rewrites))
+                attempts.append(Normalizer(rewrites=rewrites, calculus=self.definitions))
             attempts.append(self._full)
             detail = ""
             for normalizer in attempts:
@@ -696,11 +853,10 @@ __all__ = [
     "UNPROVED",
     "Check",
     "Context",
+    "Grad",
     "Lemma",
     "NumericReport",
     "check",
     "normal_form",
     "scalar_is_zero",
-    "math",
-    "np",
 ]
