@@ -40,11 +40,12 @@ class Step:
 
 
 def combine(verdicts: Iterable[str]) -> str:
-    """``refuted`` if any is, else ``unproved`` if any is (or there are none), else ``proved``."""
-    verdicts = list(verdicts)
+    """``refuted`` if any is, else ``unproved`` if any is, else ``proved``
+    (vacuously for no steps: an empty derivation claims nothing)."""
+    verdicts = set(verdicts)
     if REFUTED in verdicts:
         return REFUTED
-    if UNPROVED in verdicts or not verdicts:
+    if UNPROVED in verdicts:
         return UNPROVED
     return PROVED
 

@@ -105,6 +105,8 @@ class Evaluator:
         return value.real
 
     def scalar_value(self, s: sp.Symbol):
+        if s in self.dims:
+            return self.number(self.dims[s])
         if s not in self.values:
             raise NoEvidence(f"no value for {s}")
         return self.number(self.values[s])
@@ -315,6 +317,13 @@ class Samples:
                 continue
             self._seen_exprs.add(e)
             new = []
+            for const in e.atoms(sp.OneMatrix, sp.Identity, sp.ZeroMatrix):
+                for d in const.shape:
+                    for dim in sorted(sp.sympify(d).free_symbols, key=_sort_key):
+                        if dim not in self._known:
+                            self._known.add(dim)
+                            self._dims.add(dim)
+                            self._order.append(dim)
             for s in e.free_symbols:
                 if s in self._known:
                     continue
@@ -337,15 +346,17 @@ class Samples:
         values, dims, rng = self._instance(k)
         ev = Evaluator(values, dims, self.definitions)
         filled = self._filled.get(k, 0)
-        for s in self._order[filled:]:
-            if s in self._dims:
-                dims[s] = int(rng.integers(1, 6))
-            elif isinstance(s, sp.MatrixSymbol):
-                values[s] = rng.standard_normal((ev.dim(s.rows), ev.dim(s.cols)))
-            elif s.is_integer:
+        fresh = self._order[filled:]
+        for s in fresh:  # sizes and scalars first: matrices need their sizes
+            if isinstance(s, sp.MatrixSymbol):
+                continue
+            if s in self._dims or s.is_integer:
                 dims[s] = int(rng.integers(1, 6))
             else:
                 values[s] = float(rng.uniform(0.5, 2.0)) if s.is_positive else float(rng.normal())
+        for s in fresh:
+            if isinstance(s, sp.MatrixSymbol):
+                values[s] = rng.standard_normal((ev.dim(s.rows), ev.dim(s.cols)))
         self._filled[k] = len(self._order)
         return ev
 

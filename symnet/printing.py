@@ -34,17 +34,23 @@ _GREEK = {
     "lambda", "mu", "nu", "xi", "pi", "rho", "sigma", "tau", "upsilon", "phi", "chi", "psi",
     "omega", "Gamma", "Delta", "Theta", "Lambda", "Xi", "Pi", "Sigma", "Phi", "Psi", "Omega",
 }
-_NAME = re.compile(r"^([A-Za-z]+?)('*)(?:_?([0-9]+|[A-Za-z])?)('*)$")
+_NAME = re.compile(r"^([A-Za-z]+?)('*)(?:([0-9]+)|_([A-Za-z0-9]+))?('*)$")
+_BRACED = re.compile(r"^([A-Za-z]+?)('*)_\{([A-Za-z0-9+\-.]*)\}$")
 
 
 @functools.lru_cache(maxsize=8192)
 def symbol_latex(name: str, bold: bool = True) -> str:
     """``W1 -> \\mathbf{W}_{1}``, ``W'_3 -> \\mathbf{W}'_{3}``, ``delta2 -> \\boldsymbol{\\delta}_{2}``."""
+    braced = _BRACED.match(name)
+    if braced:
+        base, primes, sub = braced.groups()
+        return symbol_latex(base, bold) + primes + "_{" + sub.replace("..", r"..") + "}"
     m = _NAME.match(name)
     if not m:
         safe = name.replace("\\", "").replace("{", "").replace("}", "").replace("_", r"\_")
         return rf"\mathbf{{{safe}}}" if bold else rf"\mathrm{{{safe}}}"
-    base, primes, sub, primes2 = m.groups()
+    base, primes, digits, named, primes2 = m.groups()
+    sub = digits or named
     if base in _GREEK:
         core = rf"\boldsymbol{{\{base}}}" if bold else rf"\{base}"
     elif len(base) > 1:
@@ -61,6 +67,10 @@ def symbol_latex(name: str, bold: bool = True) -> str:
 def _scalar(e: sp.Expr, style: str) -> str:
     if style == "latex":
         return sp.latex(e)
+    if style == "text" and isinstance(e, sp.Mul) and not e.could_extract_minus_sign():
+        num, den = e.as_numer_denom()
+        if den == 1:  # a1 a2 a3, as on a blackboard
+            return " ".join(f"({sp.sstr(f)})" if isinstance(f, sp.Add) else sp.sstr(f) for f in e.as_ordered_factors())
     return sp.sstr(e)
 
 
@@ -279,6 +289,8 @@ def derivation_text(derivation: Any) -> str:
 
 def _summary(derivation: Any) -> str:
     steps = derivation.steps
+    if not steps:
+        return "No steps to check."
     counts = {v: sum(1 for s in steps if s.verdict == v) for v in ("proved", "refuted", "unproved")}
     trials = sum(s.check.numeric.trials for s in steps)
     if counts["proved"] == len(steps):
@@ -381,3 +393,73 @@ def derivation_dict(derivation: Any) -> dict:
 
 def to_json(obj: Any) -> str:
     return json.dumps(obj, indent=2)
+
+
+# ---------------------------------------------------------------------------
+# Collapse results
+
+
+def _array_text(a: Any) -> str:
+    import numpy as np
+
+    return np.array2string(np.asarray(a, dtype=float), precision=4, suppress_small=True, separator=", ")
+
+
+def _witness_lines(result: Any) -> list[str]:
+    w = result.witness
+    if w is None:
+        return []
+    t = w.t
+    return [
+        "",
+        f"Witness (C3): with the weights in the JSON output (seeded), t = {t:g},",
+        f"  a = {_array_text(w.input_a)}",
+        f"  b = {_array_text(w.input_b)}",
+        f"  F(t a + (1-t) b)    = {_array_text(w.lhs)}",
+        f"  t F(a) + (1-t) F(b) = {_array_text(w.rhs)}",
+        f"  the two differ by {w.gap:.4g} (confirmed at {w.confirmed_digits} digits): no affine map computes F.",
+    ]
+
+
+def collapse_text(result: Any) -> str:
+    """The text view of a collapse: the derivation, the verdict, segments and witness."""
+    net = result.network
+    head = [
+        "Network " + "-".join(str(w) for w in net.widths) + ", activations "
+        + ", ".join(layer.activation.spec for layer in net.layers),
+        "",
+    ]
+    body = derivation_text(result.derivation)
+    tail = []
+    if result.collapsible:
+        tail += ["", f"Collapsible: y = x W' + b' with W' = {text(result.W)}", f"  b' = {text(result.b)}"]
+        tail.append(f"Numeric cross-check against a NumPy forward pass: {result.numeric_trials} trials, "
+                    f"max abs error {result.numeric_max_abs_error:.3g}.")
+    else:
+        tail += ["", "Not collapsible."]
+        for s in result.segments:
+            out, inp = net.h(s.last).name, net.h(s.first - 1).name
+            tail.append(f"  affine run, layers {s.first}..{s.last}: {out} = {inp} W + b with "
+                        f"W = {text(s.W)}, b = {text(s.b)}")
+    tail += _witness_lines(result)
+    return "\n".join(head) + body + "\n".join(tail) + "\n"
+
+
+def collapse_markdown(result: Any) -> str:
+    """Markdown: the derivation's Markdown plus the witness as a small table."""
+    out = [derivation_markdown(result.derivation)]
+    w = result.witness
+    if w is not None:
+        out += [
+            "",
+            "| | value |",
+            "|---|---|",
+            f"| t | {w.t:g} |",
+            f"| a | `{_array_text(w.input_a)}` |",
+            f"| b | `{_array_text(w.input_b)}` |",
+            f"| F(t a + (1-t) b) | `{_array_text(w.lhs)}` |",
+            f"| t F(a) + (1-t) F(b) | `{_array_text(w.rhs)}` |",
+            "",
+            "*Numeric witness (evidence, confirmed at 50 digits): no affine map computes this network.*",
+        ]
+    return "\n".join(out) + "\n"

@@ -1,0 +1,101 @@
+"""``symnet collapse``: collapse a dense network and print the checked derivation."""
+
+from __future__ import annotations
+
+import argparse
+
+from ..errors import SpecError
+
+FORMATS = ("text", "latex", "markdown", "json")
+
+
+def parse_layers(text: str) -> list[str]:
+    """``"3,4,4,2"`` or ``"n0,n1,n2"`` -> widths (checked later by the composer)."""
+    parts = [p.strip() for p in text.split(",")]
+    if len(parts) < 2 or any(not p for p in parts):
+        raise SpecError(f"--layers {text!r}: give at least two comma-separated widths, e.g. 3,4,4,2")
+    return parts
+
+
+def split_specs(text: str) -> list[str]:
+    """Split ``"tanh,affine(a=2, c=1),relu"`` at the commas outside parentheses."""
+    out, depth, cur = [], 0, []
+    for ch in text:
+        if ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+            if depth < 0:
+                raise SpecError(f"--activations {text!r}: unbalanced parentheses")
+        if ch == "," and depth == 0:
+            out.append("".join(cur).strip())
+            cur = []
+        else:
+            cur.append(ch)
+    if depth:
+        raise SpecError(f"--activations {text!r}: unbalanced parentheses")
+    out.append("".join(cur).strip())
+    if any(not s for s in out):
+        raise SpecError(f"--activations {text!r}: empty activation spec")
+    return out
+
+
+def add_network_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--layers``, ``--activation`` and ``--activations``, shared with other commands."""
+    parser.add_argument("--layers", required=True, help="widths n0,n1,...,nL (integers or names)")
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--activation", default=None, help="one spec for every layer, e.g. tanh or affine(a=2, c=-1)")
+    group.add_argument("--activations", default=None, help="one spec per layer, comma-separated")
+
+
+def network_from_args(args: argparse.Namespace):
+    from ..composer import Network
+
+    widths = parse_layers(args.layers)
+    if args.activations is not None:
+        return Network.dense(widths, split_specs(args.activations))
+    return Network.dense(widths, args.activation or "identity")
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "collapse",
+        help="collapse a stack of layers into x W' + b', or show why it cannot",
+        description="Collapse affine layer stacks to one affine map, step by checked step; "
+        "for a nonlinear network, find a witness that no affine map computes it.",
+    )
+    add_network_arguments(p)
+    p.add_argument("--format", choices=FORMATS, default="text")
+    p.add_argument("--style", choices=("auto", "chain", "induction"), default="auto",
+                   help="textbook chain, per-layer induction, or auto (chain up to depth 6)")
+    p.add_argument("--general", action="store_true",
+                   help="also print the general n-layer statement proved by induction")
+    p.add_argument("--seed", type=int, default=0, help="seed of the numeric checks and the witness search")
+    p.add_argument("-o", "--output", default=None, help="write to FILE instead of stdout")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..cli import write_output
+    from ..collapse import collapse, induction
+    from ..printing import derivation_dict, to_json
+
+    net = network_from_args(args)
+    result = collapse(net, style=args.style, seed=args.seed)
+    general = induction(affine=not all(l.activation.affine_coefficients == (1, 0)
+                                       for l in net.layers if l.activation.is_affine),
+                        seed=args.seed) if args.general else None
+    if args.format == "json":
+        data = result.to_dict()
+        if general is not None:
+            data["general"] = derivation_dict(general)
+        out = to_json(data)
+    elif args.format == "latex":
+        out = result.to_latex() + ("\n" + general.to_latex() if general else "")
+    elif args.format == "markdown":
+        out = result.to_markdown() + ("\n" + general.to_markdown() if general else "")
+    else:
+        out = result.to_text() + ("\n" + general.to_text() if general else "")
+    write_output(out, args.output)
+    ok = result.ok and (general is None or general.ok)
+    return 0 if ok else 1
