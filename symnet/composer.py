@@ -57,18 +57,33 @@ def apply_elementwise(activation: BoundActivation, arg: sp.MatrixExpr) -> sp.Mat
 
 
 def matmul(*factors: Any) -> sp.MatrixExpr:
-    """A product kept in the order given (no evaluation, one factor returns itself)."""
-    factors = [f for f in factors if not (isinstance(f, sp.Expr) and f == 1 and not isinstance(f, sp.MatrixExpr))]
+    """A product kept in the order given (no evaluation, one factor returns itself).
+
+    Shapes of neighbouring matrix factors must agree (symbnet.errors.ShapeError)."""
+    factors = [sp.sympify(f) for f in factors]
+    factors = [f for f in factors if isinstance(f, sp.MatrixExpr) or f != 1]
     if len(factors) == 1:
         return factors[0]
-    return sp.MatMul(*factors, evaluate=False)
+    mats = [f for f in factors if isinstance(f, sp.MatrixExpr)]
+    if not mats:
+        raise ShapeError("a matrix product needs a matrix factor")
+    for left, right in zip(mats, mats[1:]):
+        if left.cols != right.rows:
+            raise ShapeError(f"shapes {left.rows}x{left.cols} and {right.rows}x{right.cols} cannot be multiplied")
+    return sp.MatMul._from_args(tuple(factors))
 
 
 def matadd(*terms: Any) -> sp.MatrixExpr:
-    """A sum kept in the order given: textbook order survives printing."""
+    """A sum kept in the order given: textbook order survives printing.
+
+    All terms must have the same shape (symnet.errors.ShapeError)."""
     if len(terms) == 1:
         return terms[0]
-    return sp.MatAdd(*terms, evaluate=False)
+    first = terms[0]
+    for t in terms[1:]:
+        if t.shape != first.shape:
+            raise ShapeError(f"shapes {first.rows}x{first.cols} and {t.rows}x{t.cols} cannot be added")
+    return sp.MatAdd._from_args(tuple(terms))
 
 
 @dataclass(frozen=True)

@@ -48,6 +48,7 @@ from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
 from sympy.matrices.expressions.hadamard import HadamardPower, HadamardProduct
 
 from . import numeric
+from .numeric import matrix_atoms
 from .errors import BudgetError, ShapeError
 
 PROVED, REFUTED, UNPROVED = "proved", "refuted", "unproved"
@@ -494,7 +495,7 @@ def _topological(definitions: dict) -> list:
                 continue
             state[sym] = 1
             stack.append((sym, True))
-            for dep in definitions[sym].atoms(sp.MatrixSymbol):
+            for dep in matrix_atoms(definitions[sym]):
                 if dep in definitions and not state.get(dep):
                     stack.append((dep, False))
     return order[::-1]
@@ -525,13 +526,16 @@ class Normalizer:
         traces = [t for t in sp.preorder_traversal(e) if isinstance(t, sp.Trace)]
         if not traces:
             return e
-        return e.xreplace({t: trace(self(t.arg)) for t in traces})
+        return e.xreplace({t: trace(self._nf(t.arg)) for t in traces})
 
     def __call__(self, e: Any) -> NF:
+        if e not in self.memo and self.definitions and isinstance(e, sp.Basic):
+            self._prepare(e)
+        return self._nf(e)
+
+    def _nf(self, e: Any) -> NF:
         hit = self.memo.get(e)
         if hit is None:
-            if self.definitions and isinstance(e, sp.Basic):
-                self._prepare(e)
             hit = self.memo[e] = self._convert(e)
         return hit
 
@@ -539,7 +543,7 @@ class Normalizer:
         """Normalise the definitions ``e`` depends on, dependencies first, so that
         unfolding a long chain of definitions never recurses deeply."""
         order, state = [], {}
-        stack = [(m, False) for m in e.atoms(sp.MatrixSymbol) if m in self.definitions]
+        stack = [(m, False) for m in matrix_atoms(e) if m in self.definitions]
         while stack:
             sym, done = stack.pop()
             if done:
@@ -549,7 +553,7 @@ class Normalizer:
                 continue
             state[sym] = True
             stack.append((sym, True))
-            for dep in self.definitions[sym].atoms(sp.MatrixSymbol):
+            for dep in matrix_atoms(self.definitions[sym]):
                 if dep in self.definitions and dep not in state and dep not in self.memo:
                     stack.append((dep, False))
         for sym in order:  # dependencies were appended before their users
@@ -562,12 +566,12 @@ class Normalizer:
                 return NF(1, 1, {(): self.scalar(e)})  # a scalar, as a 1x1 matrix
         if isinstance(e, sp.MatrixSymbol):
             if e in self.rewrites:
-                return self._shape_checked(e, self(self.rewrites[e]))
+                return self._shape_checked(e, self._nf(self.rewrites[e]))
             if self.definitions is not None and e in self.definitions:
-                return self._shape_checked(e, self(self.definitions[e]))
+                return self._shape_checked(e, self._nf(self.definitions[e]))
             return NF(e.rows, e.cols, {(("sym", e, False),): sp.S.One})
         if isinstance(e, sp.MatAdd):
-            args = [self(a) for a in e.args]
+            args = [self._nf(a) for a in e.args]
             result = args[0]
             for a in args[1:]:
                 result = add(result, a)
@@ -577,7 +581,7 @@ class Normalizer:
             result = None
             for a in e.args:
                 if isinstance(a, sp.MatrixExpr):
-                    n = self(a)
+                    n = self._nf(a)
                     result = n if result is None else mul(result, n)
                 else:
                     coeff *= self.scalar(a)
@@ -585,7 +589,7 @@ class Normalizer:
                 raise Unsupported("a product without matrix factors")
             return scale(result, coeff)
         if isinstance(e, sp.Transpose):
-            return transpose(self(e.arg))
+            return transpose(self._nf(e.arg))
         if isinstance(e, sp.Identity):
             return identity(e.rows)
         if isinstance(e, sp.ZeroMatrix):
@@ -593,7 +597,7 @@ class Normalizer:
         if isinstance(e, sp.OneMatrix):
             return ones(e.rows, e.cols)
         if isinstance(e, sp.MatPow):
-            base, exp = self(e.base), e.exp
+            base, exp = self._nf(e.base), e.exp
             if not (exp.is_Integer and 0 <= exp <= MAX_POWER):
                 raise Unsupported(f"matrix power {exp}")
             if not same_dim(base.rows, base.cols):
@@ -603,13 +607,13 @@ class Normalizer:
                 result = mul(result, base)
             return result
         if isinstance(e, HadamardProduct):
-            args = [self(a) for a in e.args]
+            args = [self._nf(a) for a in e.args]
             result = args[0]
             for a in args[1:]:
                 result = hadamard(result, a)
             return result
         if isinstance(e, HadamardPower):
-            base, exp = self(e.base), e.exp
+            base, exp = self._nf(e.base), e.exp
             if not (exp.is_Integer and 0 <= exp <= MAX_POWER):
                 raise Unsupported(f"Hadamard power {exp}")
             result = ones(*base.shape)
@@ -621,9 +625,9 @@ class Normalizer:
             if not isinstance(lam, sp.Lambda) or len(lam.variables) != 1:
                 raise Unsupported(f"elementwise function {lam}")
             body = lam.expr.xreplace({lam.variables[0]: _Z})
-            return elementwise(self.scalar(body), self(e.expr))
+            return elementwise(self.scalar(body), self._nf(e.expr))
         if isinstance(e, Grad):
-            return self(adjoint(e.loss, e.wrt, self.calculus))
+            return self._nf(adjoint(e.loss, e.wrt, self.calculus))
         if isinstance(e, sp.MatrixBase):  # an explicit matrix: sum of c_ij E_ij
             r, c = e.shape
             terms = {}
@@ -774,6 +778,7 @@ class Context:
         self.definitions: dict[sp.MatrixSymbol, sp.Expr] = {}
         self.samples = numeric.Samples(self.definitions, trials=trials, seed=seed)
         self._parent: dict = {}
+        self._used: set = set()
         self._full = Normalizer(definitions=self.definitions)
 
     # -- facts: union-find over expressions proven equal --------------------
@@ -801,8 +806,11 @@ class Context:
             raise ShapeError(
                 f"{sym.name} is {fmt_shape(sym.shape)} but its definition is {fmt_shape(shape)}"
             )
-        if sym in _free_matrix_symbols(expr, self.definitions):
+        used = matrix_atoms(expr)
+        # a cycle needs sym inside expr, or sym already used by some definition
+        if sym in used or (sym in self._used and sym in _free_matrix_symbols(expr, self.definitions)):
             raise ShapeError(f"definition of {sym.name} refers to itself")
+        self._used |= used
         self.definitions[sym] = expr
         self._union(sym, expr)
         return sym
@@ -866,7 +874,7 @@ def _free_matrix_symbols(expr: Any, definitions: dict) -> set:
         e = stack.pop()
         if not isinstance(e, sp.Basic):
             continue
-        for s in e.atoms(sp.MatrixSymbol):
+        for s in matrix_atoms(e):
             if s in seen:
                 continue
             seen.add(s)

@@ -32,6 +32,23 @@ RTOL = 1e-7
 CONFIRM_RTOL = 1e-20
 
 
+def matrix_atoms(expr: Any, kinds: tuple = (sp.MatrixSymbol,)) -> set:
+    """The subexpressions of the given kinds (a traversal that visits shared nodes once)."""
+    out, seen, stack = set(), set(), [expr]
+    while stack:
+        e = stack.pop()
+        if isinstance(e, kinds):
+            out.add(e)
+            continue
+        for a in getattr(e, "args", ()):
+            if isinstance(a, sp.Basic) and not a.is_Atom and a not in seen:
+                seen.add(a)
+                stack.append(a)
+            elif isinstance(a, kinds):
+                out.add(a)
+    return out
+
+
 class NoEvidence(Exception):
     """This instance cannot be evaluated (domain, overflow, unsupported form)."""
 
@@ -301,6 +318,7 @@ class Samples:
         self._order: list = []
         self._seen_exprs: set = set()
         self._filled: dict[int, int] = {}
+        self._evaluators: dict[int, Evaluator] = {}
 
     def _instance(self, k: int) -> tuple[dict, dict, np.random.Generator]:
         while len(self._instances) <= k:
@@ -317,7 +335,7 @@ class Samples:
                 continue
             self._seen_exprs.add(e)
             new = []
-            for const in e.atoms(sp.OneMatrix, sp.Identity, sp.ZeroMatrix):
+            for const in matrix_atoms(e, (sp.OneMatrix, sp.Identity, sp.ZeroMatrix)):
                 for d in const.shape:
                     for dim in sorted(sp.sympify(d).free_symbols, key=_sort_key):
                         if dim not in self._known:
@@ -344,7 +362,11 @@ class Samples:
     def _populate(self, k: int, exprs: list) -> Evaluator:
         self._discover(exprs)
         values, dims, rng = self._instance(k)
-        ev = Evaluator(values, dims, self.definitions)
+        # one evaluator per instance: values of defined symbols are computed once
+        # (definitions are only ever added, never changed)
+        ev = self._evaluators.get(k)
+        if ev is None:
+            ev = self._evaluators[k] = Evaluator(values, dims, self.definitions)
         filled = self._filled.get(k, 0)
         fresh = self._order[filled:]
         for s in fresh:  # sizes and scalars first: matrices need their sizes
