@@ -70,6 +70,8 @@ def register(subparsers) -> None:
                    help="textbook chain, per-layer induction, or auto (chain up to depth 6)")
     p.add_argument("--general", action="store_true",
                    help="also print the general n-layer statement proved by induction")
+    p.add_argument("--entries", action="store_true",
+                   help="also write W' and b' out entry by entry (every weight a scalar symbol)")
     p.add_argument("--seed", type=int, default=0, help="seed of the numeric checks and the witness search")
     p.add_argument("-o", "--output", default=None, help="write to FILE instead of stdout")
     p.set_defaults(func=run)
@@ -85,10 +87,17 @@ def run(args: argparse.Namespace) -> int:
     general = induction(affine=not all(l.activation.affine_coefficients == (1, 0)
                                        for l in net.layers if l.activation.is_affine),
                         seed=args.seed) if args.general else None
+    entries = None
+    if args.entries:
+        from ..explicit import collapse_entries
+
+        entries = collapse_entries(net, seed=args.seed)
     if args.format == "json":
         data = result.to_dict()
         if general is not None:
             data["general"] = derivation_dict(general)
+        if entries is not None:
+            data["entries"] = entries.to_dict()
         out = to_json(data)
     elif args.format == "latex":
         out = result.to_latex() + ("\n" + general.to_latex() if general else "")
@@ -96,6 +105,9 @@ def run(args: argparse.Namespace) -> int:
         out = result.to_markdown() + ("\n" + general.to_markdown() if general else "")
     else:
         out = result.to_text() + ("\n" + general.to_text() if general else "")
+    if entries is not None and args.format != "json":
+        body = entries.latex() if args.format in ("latex", "markdown") else entries.text()
+        out += "\n" + ("$$\n" + body + "\n$$" if args.format == "markdown" else body) + "\n"
     write_output(out, args.output)
-    ok = result.ok and (general is None or general.ok)
+    ok = result.ok and (general is None or general.ok) and (entries is None or entries.exact_check)
     return 0 if ok else 1
