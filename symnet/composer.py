@@ -53,7 +53,15 @@ def apply_elementwise(activation: BoundActivation, arg: sp.MatrixExpr) -> sp.Mat
     """``f(arg)`` entry by entry, as a SymPy expression (identity returns ``arg``)."""
     if activation.name == "identity":
         return arg
-    return ElementwiseApplyFunction(activation.lam, arg)
+    return elementwise(activation.lam, arg)
+
+
+def elementwise(lam: sp.Lambda, arg: sp.MatrixExpr) -> sp.MatrixExpr:
+    """``ElementwiseApplyFunction(lam, arg)`` without SymPy's 1x1 shortcut, which
+    calls ``lam`` on the matrix itself (``Max(0, M)`` then raises)."""
+    if not isinstance(arg, sp.MatrixExpr):
+        raise ShapeError(f"elementwise function applied to a non-matrix {arg}")
+    return sp.Basic.__new__(ElementwiseApplyFunction, lam, arg)
 
 
 def matmul(*factors: Any) -> sp.MatrixExpr:

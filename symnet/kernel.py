@@ -463,7 +463,8 @@ def adjoint(loss: Any, wrt: sp.MatrixSymbol, definitions: dict) -> Any:
                     others = list(e.args[:i]) + list(e.args[i + 1:])
                     push(a, HadamardProduct(g, *others))
         elif isinstance(e, ElementwiseApplyFunction):
-            push(e.expr, HadamardProduct(g, ElementwiseApplyFunction(elementwise_derivative(e.function), e.expr)))
+            derivative = sp.Basic.__new__(ElementwiseApplyFunction, elementwise_derivative(e.function), e.expr)
+            push(e.expr, HadamardProduct(g, derivative))
         elif isinstance(e, sp.MatPow) and e.exp.is_Integer and 0 <= e.exp <= MAX_POWER:
             push(sp.MatMul(*([e.base] * int(e.exp)), evaluate=False), g)
         else:

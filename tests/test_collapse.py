@@ -169,3 +169,10 @@ def test_json_shape_of_a_collapse():
     assert {"expr", "latex", "reason", "verdict"} <= set(d["derivation"]["steps"][0])
     assert d["numeric"]["trials"] >= 1 and d["numeric"]["max_abs_error"] < 1e-9
     assert d["witness"] is None
+
+
+@pytest.mark.parametrize("activation", ["relu", "step", "tanh"])
+def test_width_one_layers_work(activation):
+    # SymPy's ElementwiseApplyFunction calls f on a 1x1 matrix itself; symnet must not
+    result = collapse(Network.dense([2, 1, 1], activation))
+    assert result.witness is not None
