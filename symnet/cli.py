@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from .errors import SymnetError
@@ -44,6 +45,8 @@ def write_output(text: str, path: str | None) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    if argv is not None:
+        argv = [os.fspath(a) for a in argv]
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)

@@ -38,6 +38,7 @@ from __future__ import annotations
 import random
 import signal
 import threading
+import time
 from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -61,6 +62,8 @@ MAX_POWER = 64
 MAX_POLY_DEGREE = 6
 #: Seconds allowed for the scalar simplification ladder on one step.
 SCALAR_BUDGET = 5.0
+#: Seconds allowed for the whole symbolic decision of one step.
+STEP_BUDGET = 20.0
 
 _Z = sp.Dummy("z")
 
@@ -653,25 +656,36 @@ class Normalizer:
 # Scalar zero tests: a fixed ladder of exact procedures; only a literal 0 counts.
 
 
+_DEADLINES: list[float] = []
+
+
 @contextmanager
 def _time_limit(seconds: float):
-    usable = threading.current_thread() is threading.main_thread() and hasattr(
-        signal, "setitimer"
-    )
+    """Raise TimeoutError after ``seconds`` (main thread only; nests: the inner
+    limit never extends an outer one, and the outer one is restored after)."""
+    usable = threading.current_thread() is threading.main_thread() and hasattr(signal, "setitimer")
     if not usable:
         yield
         return
+    now = time.monotonic()
+    deadline = now + seconds
+    if _DEADLINES:
+        deadline = min(deadline, _DEADLINES[-1])
 
     def _raise(signum, frame):
         raise TimeoutError
 
     old = signal.signal(signal.SIGALRM, _raise)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
+    _DEADLINES.append(deadline)
+    signal.setitimer(signal.ITIMER_REAL, max(deadline - now, 1e-3))
     try:
         yield
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
+        _DEADLINES.pop()
         signal.signal(signal.SIGALRM, old)
+        if _DEADLINES:
+            signal.setitimer(signal.ITIMER_REAL, max(_DEADLINES[-1] - time.monotonic(), 1e-3))
 
 
 def scalar_is_zero(d: sp.Expr, budget: float = SCALAR_BUDGET) -> bool:
@@ -679,6 +693,8 @@ def scalar_is_zero(d: sp.Expr, budget: float = SCALAR_BUDGET) -> bool:
     d = canonical(d)
     if d == 0:
         return True
+    if not d.has(sp.Function, sp.Pow) or d.is_rational_function():
+        return False  # cancel/expand decide rational functions: a nonzero one is nonzero
     attempts = (
         lambda e: sp.cancel(sp.expand(e.rewrite(sp.exp))),
         lambda e: sp.simplify(e.rewrite(sp.exp)),
@@ -715,11 +731,23 @@ def _vanishes_at_50_digits(d: sp.Expr, samples: int = 3) -> bool:
     return True
 
 
+def _symmetrize_scalar(x: NF) -> NF:
+    """A 1x1 matrix equals its transpose: key each word by the smaller of the two."""
+    terms: dict = {}
+    for w, c in x.terms.items():
+        t = _transpose_word(w)
+        key = w if _akey(w) <= _akey(t) else t
+        terms[key] = terms[key] + c if key in terms else c
+    return clean(NF(x.rows, x.cols, terms))
+
+
 def _compare(a: NF, b: NF) -> tuple[bool, str]:
     """Whether two normal forms are equal; otherwise a short reason."""
     if not (same_dim(a.rows, b.rows) and same_dim(a.cols, b.cols)):
         return False, f"the sides have shapes {fmt_shape(a.shape)} and {fmt_shape(b.shape)}"
     a, b = clean(a), clean(b)
+    if _dim(a.rows) == 1 and _dim(a.cols) == 1:
+        a, b = _symmetrize_scalar(a), _symmetrize_scalar(b)
     hard = []
     for w in set(a.terms) | set(b.terms):
         ca, cb = a.terms.get(w, sp.S.Zero), b.terms.get(w, sp.S.Zero)
@@ -801,8 +829,7 @@ class Context:
         """Introduce ``sym := expr``; ``sym`` must be new and of the same shape."""
         if sym in self.definitions:
             raise ShapeError(f"{sym.name} is already defined")
-        nf = Normalizer()(expr) if not self.definitions else None
-        shape = nf.shape if nf is not None else _shape_of(expr)
+        shape = _shape_of(expr)
         if not (same_dim(sym.rows, shape[0]) and same_dim(sym.cols, shape[1])):
             raise ShapeError(
                 f"{sym.name} is {fmt_shape(sym.shape)} but its definition is {fmt_shape(shape)}"
@@ -838,6 +865,13 @@ class Context:
         return Check(UNPROVED, detail, report)
 
     def _symbolic(self, lhs: Any, rhs: Any, uses: Iterable[Any] | None) -> tuple[bool, str]:
+        try:
+            with _time_limit(STEP_BUDGET):
+                return self._symbolic_unbounded(lhs, rhs, uses)
+        except TimeoutError:
+            return False, f"no symbolic decision within {STEP_BUDGET:g} s"
+
+    def _symbolic_unbounded(self, lhs: Any, rhs: Any, uses: Iterable[Any] | None) -> tuple[bool, str]:
         try:
             attempts = [Normalizer(calculus=self.definitions)]
             if uses is not None:

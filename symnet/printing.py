@@ -173,6 +173,14 @@ class ExprPrinter:
             return (f"ones({_scalar(e.rows, style)}, {_scalar(e.cols, style)})" if style == "sstr" else "1"), ATOM
         if isinstance(e, ElementwiseApplyFunction):
             return self.function_name(e.function) + self.paren(self(e.expr)), ATOM
+        if type(e).__name__ == "Grad":  # the kernel's dL/dX (not imported: printers stay views)
+            loss, wrt = e.args
+            if style == "latex":
+                top = symbol_latex(loss.name, bold=False) if isinstance(loss, sp.MatrixSymbol) else self(loss)
+                return rf"\frac{{\partial {top}}}{{\partial {self(wrt)}}}", ATOM
+            if style == "sstr":
+                return f"grad({self(loss)}, {self(wrt)})", ATOM
+            return f"d{self.wrap(loss, ATOM)}/d{self(wrt)}", ATOM
         if isinstance(e, sp.Trace):
             name = r"\operatorname{tr}" if style == "latex" else ("trace" if style == "sstr" else "tr")
             return name + self.paren(self(e.arg)), ATOM
@@ -196,15 +204,47 @@ class ExprPrinter:
 
             (var,) = lam.variables
             act = describe(lam.expr.xreplace({var: Z}))
+        if act is None:  # f' of a catalogue activation f: print "tanh'"
+            from .activations import Z
+
+            (var,) = lam.variables
+            act = _derivative_of(lam.expr.xreplace({var: Z}))
+            if act is not None:
+                name = act.latex_name if self.style == "latex" else (
+                    act.spec if self.style == "sstr" else act.text_name)
+                return name + "'"
         if act is not None:
             if self.style == "latex":
                 return act.latex_name
             return act.spec if self.style == "sstr" and act.params else act.text_name if self.style == "text" else act.name
         (var,) = lam.variables
+        body_expr = lam.expr
+        if isinstance(body_expr, sp.Function) and body_expr.args == (var,):
+            # a plain function of the variable: exp(A), f(A)
+            if self.style == "latex":
+                return sp.latex(body_expr.func(sp.Symbol("_"))).split(r"{\left(")[0].split(r"\left(")[0].split("(")[0]
+            return str(body_expr.func)
         body = _scalar(lam.expr, self.style)
         if self.style == "latex":
             return rf"\left({sp.latex(var)} \mapsto {body}\right)"
         return f"({var} -> {body})"
+
+
+_DERIVATIVES: dict[sp.Expr, Any] = {}  # f' (a formula in Z) -> the activation f
+_DERIVATIVES_SEEN: list = []  # registered formulas already differentiated, in order
+
+
+def _derivative_of(body: sp.Expr) -> Any:
+    """The activation ``f`` registered with ``describe`` whose derivative ``f'`` is ``body``."""
+    from .activations import _DISPLAY, Z  # the describe() registry, read only
+
+    registered = list(_DISPLAY.items())
+    for f, act in registered[len(_DERIVATIVES_SEEN):]:  # new registrations, in order
+        _DERIVATIVES_SEEN.append(f)
+        d = sp.diff(f, Z)
+        if d.has(Z):  # constant derivatives are printed as numbers
+            _DERIVATIVES.setdefault(d, act)
+    return _DERIVATIVES.get(body)
 
 
 text = ExprPrinter("text")

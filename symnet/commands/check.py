@@ -1,0 +1,75 @@
+"""``symnet check FILE...``: check every step of derivation files and Markdown notes.
+
+Exit 0 when every step is proved, 1 when a step is refuted or unproved, 2 when
+a file is malformed or unreadable (the other files are still checked and
+reported).  Malformed files are also named on stderr, one line each.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ..checkfile import check_paths, compile_pdf
+from ..cli import write_output
+from ..errors import SymnetError
+
+DESCRIPTION = """\
+Check derivation files (.deriv) and the ```symnet blocks of Markdown files.
+Each step gets the kernel's verdict: proved, refuted (with a counterexample)
+or unproved.  Exit status: 0 every step proved, 1 a step refuted or unproved,
+2 a file malformed or unreadable."""
+
+
+def _positive(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {n}")
+    return n
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "check",
+        help="check the steps of .deriv files and Markdown notes",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("files", nargs="+", metavar="FILE",
+                        help="a .deriv file, a Markdown file, or a directory to search")
+    parser.add_argument("--format", choices=("text", "json", "latex"), default="text",
+                        help="report format on stdout (default: text)")
+    parser.add_argument("--latex", metavar="OUT.tex", help="also write the checked derivations as LaTeX")
+    parser.add_argument("--pdf", metavar="OUT.pdf", help="also compile them to PDF (needs pdflatex)")
+    parser.add_argument("-j", "--jobs", type=_positive, default=1, metavar="N",
+                        help="check files in N processes (0: one per CPU)")
+    parser.add_argument("--trials", type=_positive, default=3, metavar="N",
+                        help="random instances per step for the numeric second opinion (default 3)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the random instances (default 0)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="list proved steps too")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.trials < 1:
+        raise SymnetError("--trials must be at least 1")
+    report = check_paths(args.files, jobs=args.jobs, trials=args.trials, seed=args.seed)
+    if args.format == "json":
+        write_output(report.to_json(), None)
+    elif args.format == "latex":
+        write_output(report.to_latex(), None)
+    else:
+        sys.stdout.write(report.to_text(verbose=args.verbose))
+    for result in report.files:
+        if result.malformed:
+            print(f"symnet: error: {result.error}", file=sys.stderr)
+    if args.latex or args.pdf:
+        document = report.to_latex()
+        if args.latex:
+            write_output(document, args.latex)
+        if args.pdf:
+            compile_pdf(document, args.pdf)
+    return report.exit_code
