@@ -14,10 +14,11 @@ Specs are parsed with a small grammar of our own; no text reaches ``eval``.
 
 from __future__ import annotations
 
+import math
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Callable
 
 import numpy as np
 import sympy as sp
@@ -60,6 +61,7 @@ class Activation:
     aliases: tuple[str, ...] = ()
     subgradient: str = ""
     doc: str = ""
+    reference: str = ""
 
     def bind(self, layer: int | None = None, **values: sp.Expr) -> BoundActivation:
         """This activation with every parameter fixed (to a number or a symbol)."""
@@ -179,18 +181,74 @@ def describe(body: sp.Expr) -> BoundActivation | None:
 
 
 # --------------------------------------------------------------------------
+# NumPy helpers.  Every NumPy form is written to stay finite and silent (no
+# overflow or invalid-value warnings) for |z| up to 1e3 and beyond: exponentials
+# only ever see non-positive arguments, and erf is taken from the C library.
+
+_erf_ufunc = np.frompyfunc(math.erf, 1, 1)
+_erfc_ufunc = np.frompyfunc(math.erfc, 1, 1)
+
+
+def np_erf(x: np.ndarray) -> np.ndarray:
+    """The error function elementwise (NumPy has none; this uses ``math.erf``)."""
+    return np.asarray(_erf_ufunc(np.asarray(x, dtype=float)), dtype=float)
+
+
+def np_erfc(x: np.ndarray) -> np.ndarray:
+    """The complementary error function elementwise (``math.erfc``)."""
+    return np.asarray(_erfc_ufunc(np.asarray(x, dtype=float)), dtype=float)
+
+
+def np_sigmoid(z: np.ndarray) -> np.ndarray:
+    """Logistic sigmoid, stable for any finite z (exp sees only -|z|)."""
+    z = np.asarray(z, dtype=float)
+    e = np.exp(-np.abs(z))
+    return np.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+
+
+def _elu_np(z: np.ndarray, alpha: float) -> np.ndarray:
+    return np.where(z < 0, alpha * np.expm1(np.minimum(z, 0.0)), z)
+
+
+def _isru_np(z: np.ndarray, alpha: float) -> np.ndarray:
+    return z / np.sqrt(1.0 + alpha * z * z)
+
+
+def _softplus_np(z: np.ndarray) -> np.ndarray:
+    return np.logaddexp(0.0, z)
+
+
+#: Functions ``sympy.lambdify`` needs beyond NumPy's own to evaluate catalogue
+#: formulas on arrays: ``lambdify(Z, body, modules=[LAMBDIFY_NUMPY, "numpy"])``.
+LAMBDIFY_NUMPY: dict[str, Callable[..., np.ndarray]] = {
+    "erf": np_erf,
+    "erfc": np_erfc,
+}
+
+# SELU's constants (Klambauer et al. 2017), to 32 significant digits.
+SELU_LAMBDA = sp.Float("1.0507009873554804934193349852946", 32)
+SELU_ALPHA = sp.Float("1.6732632423543772848170429916717", 32)
+
+
+def _selu(z: sp.Expr, alpha: sp.Expr, **rest: sp.Expr) -> sp.Expr:
+    return rest["lambda"] * sp.Piecewise((alpha * (sp.exp(z) - 1), z < 0), (z, True))
+
+
+def _selu_np(z: np.ndarray, alpha: float, **rest: float) -> np.ndarray:
+    return rest["lambda"] * _elu_np(z, alpha)
+
+
+def _hard_sigmoid(z: sp.Expr, slope: sp.Expr, shift: sp.Expr) -> sp.Expr:
+    return sp.Piecewise(
+        (0, z <= -shift / slope), (1, z >= (1 - shift) / slope), (slope * z + shift, True)
+    )
+
+
+# --------------------------------------------------------------------------
 # The records.  Keep each activation's pieces together: adding one touches
-# only this list.
-
-
-def _sigmoid_np(z: np.ndarray) -> np.ndarray:
-    out = np.empty_like(z)
-    pos = z >= 0
-    out[pos] = 1.0 / (1.0 + np.exp(-z[pos]))
-    ez = np.exp(z[~pos])
-    out[~pos] = ez / (1.0 + ez)
-    return out
-
+# only this list.  Subgradient convention at a breakpoint of a Piecewise
+# formula: the derivative of the piece whose condition holds there (so write
+# ``z <= 0`` or ``z < 0`` on purpose); ``symnet.properties`` derives it.
 
 _RECORDS: list[Activation] = [
     Activation(
@@ -206,8 +264,25 @@ _RECORDS: list[Activation] = [
         lambda z, a, c: a * z + c,
         lambda z, a, c: a * z + c,
         latex=r"\operatorname{aff}",
-        parameters=(Parameter("a", None), Parameter("c", None)),
+        parameters=(Parameter("a", None, doc="slope"), Parameter("c", None, doc="offset")),
         doc="f(z) = a z + c, elementwise; a, c scalars",
+    ),
+    Activation(
+        "step",
+        lambda z: sp.Heaviside(z, 1),
+        lambda z: np.heaviside(z, 1.0),
+        latex=r"\operatorname{step}",
+        aliases=("heaviside", "binary_step"),
+        subgradient="step'(0) = 0 (a Dirac delta in the distributional sense)",
+        doc="0 for z < 0, 1 for z >= 0 (Heaviside(z, 1), not SymPy's default H(0) = 1/2)",
+    ),
+    Activation(
+        "sigmoid",
+        lambda z: 1 / (1 + sp.exp(-z)),
+        np_sigmoid,
+        latex=r"\sigma",
+        aliases=("logistic",),
+        doc="logistic sigmoid 1/(1+e^-z)",
     ),
     Activation(
         "tanh",
@@ -217,12 +292,29 @@ _RECORDS: list[Activation] = [
         doc="hyperbolic tangent",
     ),
     Activation(
-        "sigmoid",
-        lambda z: 1 / (1 + sp.exp(-z)),
-        _sigmoid_np,
-        latex=r"\sigma",
-        aliases=("logistic",),
-        doc="logistic sigmoid 1/(1+e^-z)",
+        "arctan",
+        lambda z: sp.atan(z),
+        np.arctan,
+        latex=r"\arctan",
+        aliases=("atan",),
+        doc="inverse tangent",
+    ),
+    Activation(
+        "softsign",
+        lambda z: z / (1 + sp.Abs(z)),
+        lambda z: z / (1.0 + np.abs(z)),
+        latex=r"\operatorname{softsign}",
+        doc="z/(1 + |z|)",
+        reference="Bergstra et al. 2009; Glorot & Bengio 2010",
+    ),
+    Activation(
+        "isru",
+        lambda z, alpha: z / sp.sqrt(1 + alpha * z**2),
+        _isru_np,
+        latex=r"\operatorname{isru}",
+        parameters=(Parameter("alpha", sp.Integer(1), positive=True),),
+        doc="inverse square root unit z/sqrt(1 + alpha z^2)",
+        reference="Carlile et al. 2017",
     ),
     Activation(
         "relu",
@@ -231,6 +323,7 @@ _RECORDS: list[Activation] = [
         latex=r"\operatorname{relu}",
         subgradient="relu'(0) = 0",
         doc="rectified linear unit max(0, z)",
+        reference="Nair & Hinton 2010",
     ),
     Activation(
         "leaky_relu",
@@ -240,22 +333,139 @@ _RECORDS: list[Activation] = [
         parameters=(Parameter("alpha", sp.Rational(1, 100)),),
         subgradient="leaky_relu'(0) = 1",
         doc="alpha z for z < 0, z otherwise",
+        reference="Maas et al. 2013",
     ),
     Activation(
-        "step",
-        lambda z: sp.Heaviside(z, 1),
-        lambda z: np.heaviside(z, 1.0),
-        latex=r"\operatorname{step}",
-        aliases=("heaviside",),
-        subgradient="step'(0) = 0 (a Dirac delta in the distributional sense)",
-        doc="0 for z < 0, 1 for z >= 0",
+        "prelu",
+        lambda z, alpha: sp.Piecewise((alpha * z, z < 0), (z, True)),
+        lambda z, alpha: np.where(z < 0, alpha * z, z),
+        latex=r"\operatorname{prelu}",
+        parameters=(Parameter("alpha", sp.Rational(1, 4), doc="learned slope; 1/4 at init"),),
+        subgradient="prelu'(0) = 1",
+        doc="parametric ReLU: alpha z for z < 0, z otherwise",
+        reference="He et al. 2015",
+    ),
+    Activation(
+        "elu",
+        lambda z, alpha: sp.Piecewise((alpha * (sp.exp(z) - 1), z < 0), (z, True)),
+        _elu_np,
+        latex=r"\operatorname{elu}",
+        parameters=(Parameter("alpha", sp.Integer(1)),),
+        subgradient="elu'(0) = 1",
+        doc="exponential linear unit: alpha (e^z - 1) for z < 0, z otherwise",
+        reference="Clevert et al. 2015",
+    ),
+    Activation(
+        "selu",
+        _selu,
+        _selu_np,
+        latex=r"\operatorname{selu}",
+        parameters=(
+            Parameter("lambda", SELU_LAMBDA, positive=True, doc="scale"),
+            Parameter("alpha", SELU_ALPHA),
+        ),
+        subgradient="selu'(0) = lambda",
+        doc="scaled ELU: lambda (alpha (e^z - 1)) for z < 0, lambda z otherwise",
+        reference="Klambauer et al. 2017",
+    ),
+    Activation(
+        "isrlu",
+        lambda z, alpha: sp.Piecewise((z / sp.sqrt(1 + alpha * z**2), z < 0), (z, True)),
+        lambda z, alpha: np.where(z < 0, _isru_np(np.minimum(z, 0.0), alpha), z),
+        latex=r"\operatorname{isrlu}",
+        parameters=(Parameter("alpha", sp.Integer(1), positive=True),),
+        doc="inverse square root linear unit: isru for z < 0, z otherwise",
+        reference="Carlile et al. 2017",
     ),
     Activation(
         "softplus",
         lambda z: sp.log(1 + sp.exp(z)),
-        lambda z: np.logaddexp(0.0, z),
+        _softplus_np,
         latex=r"\operatorname{softplus}",
         doc="ln(1 + e^z)",
+        reference="Dugas et al. 2001",
+    ),
+    Activation(
+        "bent_identity",
+        lambda z: (sp.sqrt(z**2 + 1) - 1) / 2 + z,
+        lambda z: (np.hypot(z, 1.0) - 1.0) / 2.0 + z,
+        latex=r"\operatorname{bent}",
+        doc="(sqrt(z^2 + 1) - 1)/2 + z",
+    ),
+    Activation(
+        "silu",
+        lambda z: z / (1 + sp.exp(-z)),
+        lambda z: z * np_sigmoid(z),
+        latex=r"\operatorname{silu}",
+        aliases=("swish", "swish1"),
+        doc="sigmoid linear unit z sigmoid(z) (swish with beta = 1)",
+        reference="Elfwing et al. 2017; Ramachandran et al. 2017",
+    ),
+    Activation(
+        "gelu",
+        lambda z: z * (1 + sp.erf(z / sp.sqrt(2))) / 2,
+        lambda z: 0.5 * z * np_erfc(-z / math.sqrt(2.0)),
+        latex=r"\operatorname{gelu}",
+        doc="Gaussian error linear unit z Phi(z), Phi(z) = (1 + erf(z/sqrt 2))/2",
+        reference="Hendrycks & Gimpel 2016",
+    ),
+    Activation(
+        "mish",
+        lambda z: z * sp.tanh(sp.log(1 + sp.exp(z))),
+        lambda z: z * np.tanh(_softplus_np(z)),
+        latex=r"\operatorname{mish}",
+        doc="z tanh(softplus(z))",
+        reference="Misra 2019",
+    ),
+    Activation(
+        "sin",
+        lambda z: sp.sin(z),
+        np.sin,
+        latex=r"\sin",
+        aliases=("sine",),
+        doc="sine",
+    ),
+    Activation(
+        "sinc",
+        lambda z: sp.sinc(z),
+        lambda z: np.sinc(z / np.pi),
+        latex=r"\operatorname{sinc}",
+        doc="unnormalised sinc: sin(z)/z, and 1 at z = 0",
+    ),
+    Activation(
+        "gaussian",
+        lambda z: sp.exp(-(z**2)),
+        lambda z: np.exp(-(z * z)),
+        latex=r"\operatorname{gauss}",
+        doc="e^(-z^2)",
+    ),
+    Activation(
+        "hard_tanh",
+        lambda z: sp.Piecewise((-1, z <= -1), (1, z >= 1), (z, True)),
+        lambda z: np.clip(z, -1.0, 1.0),
+        latex=r"\operatorname{hardtanh}",
+        aliases=("hardtanh",),
+        subgradient="hard_tanh'(-1) = hard_tanh'(1) = 0",
+        doc="clip(z, -1, 1)",
+        reference="Collobert 2004",
+    ),
+    Activation(
+        "hard_sigmoid",
+        _hard_sigmoid,
+        lambda z, slope, shift: np.clip(slope * z + shift, 0.0, 1.0),
+        latex=r"\operatorname{hardsigmoid}",
+        aliases=("hardsigmoid",),
+        parameters=(
+            Parameter("slope", sp.Rational(1, 6), positive=True),
+            Parameter("shift", sp.Rational(1, 2)),
+        ),
+        subgradient="zero at both corners (PyTorch's convention)",
+        doc=(
+            "clip(slope z + shift, 0, 1); the default slope 1/6 is relu6(z + 3)/6 "
+            "(PyTorch Hardsigmoid, MobileNetV3); slope 1/5 is Keras 2 / Theano, "
+            "slope 1/2 is clip((z + 1)/2, 0, 1) (Courbariaux et al. 2016)"
+        ),
+        reference="Howard et al. 2019 (MobileNetV3)",
     ),
 ]
 
@@ -276,9 +486,79 @@ def lookup(name: str) -> Activation:
     try:
         return CATALOGUE[name.strip().lower()]
     except KeyError:
-        raise SpecError(
-            f"unknown activation {name!r}; known: {', '.join(names())}"
-        ) from None
+        raise SpecError(f"unknown activation {name!r}; known: {', '.join(names())}") from None
+
+
+# --------------------------------------------------------------------------
+# Functions of a whole vector.  Their Jacobians are derived in
+# :mod:`symnet.properties` (``vector_jacobian``), not typed in here.
+
+
+@dataclass(frozen=True)
+class VectorActivation:
+    """A catalogue record for a function of a whole vector ``(z_1, ..., z_n)``.
+
+    ``formula(zs)`` gives the list of outputs ``f_i`` for SymPy inputs ``zs``;
+    ``numpy(z)`` evaluates along the last axis of an array.
+    """
+
+    name: str
+    formula: Callable[[Sequence[sp.Expr]], list[sp.Expr]]
+    numpy: Callable[[np.ndarray], np.ndarray]
+    latex: str
+    aliases: tuple[str, ...] = ()
+    doc: str = ""
+    reference: str = ""
+
+    def inputs(self, n: int) -> tuple[sp.Symbol, ...]:
+        """The input symbols ``z1, ..., zn`` (real)."""
+        if not isinstance(n, int) or n < 1:
+            raise SpecError(f"{self.name}: the vector length must be a positive integer, got {n!r}")
+        return tuple(sp.Symbol(f"z{i}", real=True) for i in range(1, n + 1))
+
+    def outputs(self, n: int) -> sp.Matrix:
+        """The column of outputs ``f_1, ..., f_n`` in the symbols of :meth:`inputs`."""
+        return sp.Matrix(self.formula(self.inputs(n)))
+
+
+def _softmax(zs: Sequence[sp.Expr]) -> list[sp.Expr]:
+    total = sp.Add(*[sp.exp(z) for z in zs])
+    return [sp.exp(z) / total for z in zs]
+
+
+def np_softmax(z: np.ndarray) -> np.ndarray:
+    """Softmax along the last axis, shifted by the maximum so exp never overflows."""
+    z = np.asarray(z, dtype=float)
+    e = np.exp(z - np.max(z, axis=-1, keepdims=True))
+    return e / np.sum(e, axis=-1, keepdims=True)
+
+
+VECTOR_RECORDS: list[VectorActivation] = [
+    VectorActivation(
+        "softmax",
+        _softmax,
+        np_softmax,
+        latex=r"\operatorname{softmax}",
+        aliases=("softargmax",),
+        doc="f_i = e^{z_i} / sum_j e^{z_j}",
+        reference="Bridle 1990",
+    ),
+]
+
+VECTOR_CATALOGUE: dict[str, VectorActivation] = {}
+for _vrecord in VECTOR_RECORDS:
+    VECTOR_CATALOGUE[_vrecord.name] = _vrecord
+    for _alias in _vrecord.aliases:
+        VECTOR_CATALOGUE[_alias] = _vrecord
+
+
+def lookup_vector(name: str) -> VectorActivation:
+    """The vector-function record called ``name`` (or an alias)."""
+    try:
+        return VECTOR_CATALOGUE[name.strip().lower()]
+    except KeyError:
+        known = ", ".join(r.name for r in VECTOR_RECORDS)
+        raise SpecError(f"unknown vector activation {name!r}; known: {known}") from None
 
 
 # --------------------------------------------------------------------------
