@@ -9,6 +9,7 @@ The public API::
 
 from __future__ import annotations
 
+from .backprop import gradients
 from .collapse import collapse, induction
 from .composer import Network
 from .derivation import Derivation
@@ -30,5 +31,6 @@ __all__ = [
     "SymnetError",
     "check",
     "collapse",
+    "gradients",
     "induction",
 ]

@@ -223,6 +223,8 @@ def _softplus_np(z: np.ndarray) -> np.ndarray:
 LAMBDIFY_NUMPY: dict[str, Callable[..., np.ndarray]] = {
     "erf": np_erf,
     "erfc": np_erfc,
+    # the derivative of step: 0 away from 0, undefined (NaN: no evidence) at 0
+    "DiracDelta": lambda x, *k: np.where(np.asarray(x) == 0, np.nan, 0.0),
 }
 
 # SELU's constants (Klambauer et al. 2017), to 32 significant digits.

@@ -395,7 +395,14 @@ class Grad(sp.MatrixExpr):
 def elementwise_derivative(lam: sp.Lambda) -> sp.Lambda:
     """``f'`` for an elementwise ``f``: SymPy's scalar ``diff`` (reliable on scalars)."""
     (var,) = lam.variables
-    return sp.Lambda(var, sp.diff(lam.expr, var))
+    derivative = sp.diff(lam.expr, var)
+    # Heaviside(u) (= 1/2 at 0) comes from d/dz max(0, z); use the catalogue's
+    # subgradient convention relu'(0) = 0.  Only the value at the kink changes.
+    derivative = derivative.replace(
+        lambda e: isinstance(e, sp.Heaviside) and len(e.args) == 1,
+        lambda e: sp.Heaviside(e.args[0], 0),
+    )
+    return sp.Lambda(var, derivative)
 
 
 def _mm(*factors: Any) -> Any:
@@ -520,7 +527,8 @@ class Normalizer:
     ):
         self.rewrites = rewrites or {}
         self.definitions = definitions  # unfold all of these, recursively, if given
-        self.calculus = calculus if calculus is not None else (definitions or {})
+        # keep the caller's dict itself (it may still be empty and fill up later)
+        self.calculus = calculus if calculus is not None else (definitions if definitions is not None else {})
         self.memo: dict = {}
 
     def scalar(self, e: sp.Expr) -> sp.Expr:
@@ -859,6 +867,8 @@ class Context:
             return Check(REFUTED, counter["reason"] + note, report, counter)
         if symbolic and report.trials == 0:
             return Check(UNPROVED, detail + "; no numeric instance could be evaluated", report)
+        if symbolic and not report.agree:
+            return Check(UNPROVED, detail + "; a numeric disagreement could not be resolved at 50 digits", report)
         if symbolic:
             self._union(lhs, rhs)
             return Check(PROVED, detail, report)

@@ -391,6 +391,7 @@ class Samples:
         from .kernel import NumericReport
 
         evaluated, worst, attempt = 0, 0.0, 0
+        disputed = False
         k = 0
         while evaluated < self.trials and attempt < self.trials * self.max_attempts:
             attempt += 1
@@ -413,18 +414,25 @@ class Samples:
                     ev, a, b, f"the sides have shapes {a.shape[0]}x{a.shape[1]} and {b.shape[0]}x{b.shape[1]}"
                 )
             err = float(np.max(np.abs(a - b))) if a.size else 0.0
-            scale = max(1.0, float(np.max(np.abs(a))) if a.size else 0.0, float(np.max(np.abs(b))) if b.size else 0.0)
+            # relative to the values themselves: no absolute floor, so a tiny
+            # nonzero value is never taken for zero (the 50-digit check decides)
+            scale = max(float(np.max(np.abs(a))) if a.size else 0.0, float(np.max(np.abs(b))) if b.size else 0.0)
             if err > RTOL * scale:
                 confirmed = self._confirm(ev, lhs, rhs)
-                if confirmed:
+                if confirmed is True:
                     return NumericReport(evaluated, err, False), self._counter(
                         ev, a, b, f"the sides differ by {err:.3g} at a random instance"
                     )
-                continue  # round-off: no evidence either way
+                if confirmed is None:  # cannot tell round-off from a difference
+                    evaluated -= 1
+                    disputed = True
+                    continue
+                # equal at 50 digits: the float difference was round-off
             worst = max(worst, err)
-        return NumericReport(evaluated, worst, True), None
+        return NumericReport(evaluated, worst, not disputed), None
 
-    def _confirm(self, ev: Evaluator, lhs: Any, rhs: Any) -> bool:
+    def _confirm(self, ev: Evaluator, lhs: Any, rhs: Any) -> bool | None:
+        """Re-evaluate at 50 digits: True (they differ), False (equal), None (cannot tell)."""
         precise = Evaluator(ev.values, ev.dims, self.definitions, precise=True)
         try:
             with mpmath.workdps(CONFIRM_DIGITS):
@@ -432,10 +440,10 @@ class Samples:
                 if a.shape != b.shape:
                     return True
                 diff = max((abs(x - y) for x, y in zip(a.flat, b.flat)), default=mpmath.mpf(0))
-                scale = max([mpmath.mpf(1)] + [abs(x) for x in a.flat] + [abs(y) for y in b.flat])
-                return bool(diff > CONFIRM_RTOL * scale)
+                scale = max([abs(x) for x in a.flat] + [abs(y) for y in b.flat], default=mpmath.mpf(0))
+                return bool(diff > CONFIRM_RTOL * scale and diff > mpmath.mpf("1e-40"))
         except Exception:  # noqa: BLE001 - no confirmation, no refutation
-            return False
+            return None
 
     @staticmethod
     def _counter(ev: Evaluator, a: np.ndarray, b: np.ndarray, reason: str) -> dict:

@@ -1,0 +1,669 @@
+"""A NumPy code printer for symnet's matrix expressions, batched over examples.
+
+``sympy.lambdify`` cannot print elementwise matrix functions, and it knows
+nothing of batches.  This printer turns a *program* (named assignments such as
+``z1 = x W1 + b1``, ``h1 = tanh(z1)``, ``delta1 = (delta2 W2^T) (.) tanh'(z1)``
+and outputs such as ``dL/dW1 = x^T delta1``), written for one example in the
+row-vector convention, into Python source for a whole batch.
+
+Every value has a *layout* saying how a batch of N examples stores it:
+
+* ``shared``  the same for every example (a parameter, a constant), stored as is;
+* ``rows``    a 1 x c row per example, stored N x c (``x``, ``h_l``, ``delta_l``);
+* ``cols``    an r x 1 column per example, stored transposed as N x r (``h^T``);
+* ``summed``  an r x c matrix per example, stored as the sum over the batch
+  (``h^T delta`` becomes one matrix product ``H^T D``); only linear operations
+  may follow.
+
+The layouts fix how each product is printed (``H @ W``, ``D.T``-free outer
+sums, row-wise inner products ``np.sum(A * B, axis=1)``), so gradients come out
+summed over the batch with the same matrix products a hand-written backprop
+uses.  Repeated subexpressions are computed once (a small matrix-level CSE), and
+``f'(z)`` reuses ``h = f(z)`` when that is cheaper (``tanh'(z1) -> 1 - h1**2``).
+
+Compiling runs ``exec`` on source this module generated from SymPy trees, never
+on user text; that call lives in :func:`_exec_generated` alone.
+"""
+
+from __future__ import annotations
+
+import keyword
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import sympy as sp
+from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
+from sympy.matrices.expressions.hadamard import HadamardPower, HadamardProduct
+
+from .errors import ShapeError, SymnetError
+
+SHARED, ROWS, COLS, SUMMED = "shared", "rows", "cols", "summed"
+
+
+class CodegenError(SymnetError):
+    """An expression the batched NumPy printer cannot print."""
+
+
+@dataclass(frozen=True)
+class Value:
+    """Printed code for a value, its batch layout and its per-example shape."""
+
+    code: str
+    layout: str
+    shape: tuple
+
+
+def _is_one(d: Any) -> bool:
+    return sp.sympify(d) == 1
+
+
+def _is_name(code: str) -> bool:
+    return code.isidentifier()
+
+
+# ---------------------------------------------------------------------------
+# Scalars: SymPy formulas to NumPy source
+
+
+_UNARY = {
+    sp.exp: "np.exp", sp.log: "np.log", sp.tanh: "np.tanh", sp.sinh: "np.sinh",
+    sp.cosh: "np.cosh", sp.sin: "np.sin", sp.cos: "np.cos", sp.tan: "np.tan",
+    sp.atan: "np.arctan", sp.asinh: "np.arcsinh", sp.Abs: "np.abs", sp.sign: "np.sign",
+}
+_RELATIONS = {sp.StrictLessThan: "<", sp.LessThan: "<=", sp.StrictGreaterThan: ">",
+              sp.GreaterThan: ">=", sp.Equality: "==", sp.Unequality: "!="}
+
+
+class ScalarPrinter:
+    """Prints a scalar SymPy formula as a NumPy expression; ``names`` maps symbols to code.
+
+    Functions outside the table are compiled with ``lambdify`` (SymPy's own
+    printer on a SymPy tree) and called through the namespace.
+    """
+
+    def __init__(self, names: dict, namespace: dict):
+        self.names = names
+        self.namespace = namespace
+
+    def __call__(self, e: sp.Expr) -> str:
+        return self.print(sp.sympify(e))
+
+    def print(self, e: Any) -> str:
+        if isinstance(e, sp.Symbol) or isinstance(e, sp.Dummy):
+            if e not in self.names:
+                raise CodegenError(f"no value for the scalar {e}")
+            return self.names[e]
+        if e is sp.S.true:
+            return "True"
+        if e is sp.S.false:
+            return "False"
+        if e.is_Integer:
+            return repr(int(e))
+        if e.is_Rational or e.is_Float:
+            return repr(float(e))
+        if e is sp.pi:
+            return "np.pi"
+        if e is sp.E:
+            return "np.e"
+        if e.is_Number:
+            return repr(float(e))
+        if isinstance(e, sp.Add):
+            terms = sorted(e.args, key=lambda a: a.could_extract_minus_sign())  # positive first
+            out = self.print(terms[0])
+            for a in terms[1:]:
+                out += f" - {self.print(-a)}" if a.could_extract_minus_sign() else f" + {self.print(a)}"
+            return f"({out})"
+        if isinstance(e, sp.Mul):
+            if e.args[0] == -1:
+                return "(-" + self.print(sp.Mul(*e.args[1:])) + ")"
+            return "(" + "*".join(self.print(a) for a in e.args) + ")"
+        if isinstance(e, sp.Pow):
+            base, exp = self.print(e.base), e.exp
+            if exp == sp.S.Half:
+                return f"np.sqrt({base})"
+            if exp == -1:
+                return f"(1/{base})"
+            if exp.is_Integer:
+                return f"{base}**{int(exp)}"
+            if e.base is sp.E:
+                return f"np.exp({self.print(exp)})"
+            return f"{base}**{self.print(exp)}"
+        if type(e) in _UNARY:
+            return f"{_UNARY[type(e)]}({self.print(e.args[0])})"
+        if isinstance(e, (sp.Max, sp.Min)):
+            fn = "np.maximum" if isinstance(e, sp.Max) else "np.minimum"
+            out = self.print(e.args[0])
+            for a in e.args[1:]:
+                out = f"{fn}({out}, {self.print(a)})"
+            return out
+        if isinstance(e, sp.Heaviside):
+            h0 = e.args[1] if len(e.args) > 1 else sp.S.Half  # SymPy's H(0) = 1/2
+            return f"np.heaviside({self.print(e.args[0])}, {float(h0)!r})"
+        if isinstance(e, sp.DiracDelta):
+            if len(e.args) > 1:
+                raise CodegenError(f"cannot print {e}")
+            arg = self.print(e.args[0])  # zero away from 0; no finite value at 0
+            return f"np.where({arg} == 0, np.inf, 0.0)"
+        if isinstance(e, sp.Piecewise):
+            out = None
+            for expr, cond in reversed(e.args):
+                if out is None:
+                    out = self.print(expr) if cond is sp.S.true else f"np.where({self.print(cond)}, {self.print(expr)}, np.nan)"
+                else:
+                    out = f"np.where({self.print(cond)}, {self.print(expr)}, {out})"
+            return out
+        if type(e) in _RELATIONS:
+            return f"({self.print(e.lhs)} {_RELATIONS[type(e)]} {self.print(e.rhs)})"
+        if isinstance(e, sp.And):
+            return "np.logical_and.reduce([" + ", ".join(self.print(a) for a in e.args) + "])"
+        if isinstance(e, sp.Or):
+            return "np.logical_or.reduce([" + ", ".join(self.print(a) for a in e.args) + "])"
+        if isinstance(e, sp.Not):
+            return f"np.logical_not({self.print(e.args[0])})"
+        if isinstance(e, sp.Function):
+            return self._lambdified(e)
+        raise CodegenError(f"cannot print {type(e).__name__} {e}")
+
+    def _lambdified(self, e: sp.Function) -> str:
+        """A function without a table entry: SymPy's ``lambdify`` of ``f(u1, ...)``."""
+        from . import activations
+
+        dummies = [sp.Dummy(f"u{i}") for i in range(len(e.args))]
+        modules = [getattr(activations, "LAMBDIFY_NUMPY", {}), "numpy"]
+        try:
+            fn = sp.lambdify(dummies, e.func(*dummies), modules=modules)
+        except Exception as exc:  # SymPy's printer has no NumPy form for it
+            raise CodegenError(f"cannot print {e.func}: {exc}") from None
+        name = f"_fn{len([k for k in self.namespace if k.startswith('_fn')])}"
+        self.namespace[name] = fn
+        return f"{name}(" + ", ".join(self.print(a) for a in e.args) + ")"
+
+
+# ---------------------------------------------------------------------------
+# Programs
+
+
+@dataclass
+class Program:
+    """Named assignments for one example, evaluated for a batch by generated NumPy code.
+
+    ``batched`` inputs (``x``, ``t``) hold one row per example; ``parameters``
+    (``W1, b1, ...``) are shared; ``scalars`` are activation parameters.
+    ``assignments`` are evaluated in order; ``outputs`` (``"W1": expr``) are
+    summed over the batch; ``loss`` is the symbol of the 1x1 loss.
+    """
+
+    batched: list[sp.MatrixSymbol]
+    parameters: list[sp.MatrixSymbol]
+    scalars: list[sp.Symbol]
+    assignments: list[tuple[sp.MatrixSymbol, sp.MatrixExpr]]
+    outputs: dict[str, sp.MatrixExpr]
+    loss: sp.MatrixSymbol
+    _sources: dict = field(default_factory=dict, repr=False)
+
+    def source(self, gradients: bool = True) -> str:
+        """The generated Python source of the function (named ``symnet_gradients``)."""
+        if gradients not in self._sources:
+            self._sources[gradients] = _Generator(self, gradients).generate()
+        return self._sources[gradients][0]
+
+    def compile(self, gradients: bool = True) -> CompiledFunction:
+        """Compile the generated source: a callable taking named arrays."""
+        self.source(gradients)
+        source, namespace = self._sources[gradients]
+        raw = _exec_generated(source, dict(namespace))
+        return CompiledFunction(self, raw, source, gradients)
+
+
+def program_for(g: Any) -> Program:
+    """The program of a :class:`symnet.backprop.Gradients`: forward, loss, deltas, gradients."""
+    net = g.net
+    assignments = [*g.forward, (g.L, g.loss(net.y, g.t)), *g.deltas]
+    return Program(
+        batched=[net.x, g.t],
+        parameters=list(net.parameters),
+        scalars=list(g.scalar_parameters),
+        assignments=assignments,
+        outputs=dict(g.expressions),
+        loss=g.L,
+    )
+
+
+_RESERVED = {"np", "True", "False", "None"}
+
+
+class _Generator:
+    def __init__(self, program: Program, gradients: bool):
+        self.program = program
+        self.gradients = gradients
+        self.namespace: dict = {"np": np, "_rowsum": _rowsum}
+        self.lines: list[str] = []
+        self.values: dict = {}  # SymPy node -> Value (symbols and hoisted subexpressions)
+        self.names: dict = {}  # Symbol/MatrixSymbol -> identifier
+        self.taken: set = set()  # identifiers in use
+        self.shared_nodes: set = set()  # subexpressions used more than once
+        self.temps = 0
+        self.applied: dict = {}  # argument -> [(formula in _Z, name of f(argument))]
+        self.dims: dict = {}  # dimension Symbol -> code
+        self.scalar = ScalarPrinter(self.names, self.namespace)
+
+    # -- names -------------------------------------------------------------
+    def identifier(self, sym: Any) -> str:
+        if sym not in self.names:
+            name = sym.name
+            if not name.isidentifier() or keyword.iskeyword(name) or name.startswith("_") \
+                    or name in _RESERVED or name in self.taken:
+                name = f"_v{len(self.names)}"
+            self.names[sym] = name
+            self.taken.add(name)
+        return self.names[sym]
+
+    def temp(self, code: str) -> str:
+        self.temps += 1
+        name = f"_e{self.temps}"
+        self.lines.append(f"{name} = {code}")
+        return name
+
+    def dim(self, d: Any) -> str:
+        d = sp.sympify(d)
+        if d.is_Integer:
+            return str(int(d))
+        if d in self.dims:
+            return self.dims[d]
+        if d.free_symbols <= set(self.dims):
+            return "(" + sp.pycode(d.xreplace({s: sp.Symbol(self.dims[s]) for s in d.free_symbols})) + ")"
+        raise CodegenError(f"the dimension {d} is not the size of any input")
+
+    # -- the program -------------------------------------------------------
+    def needed(self) -> list[tuple]:
+        """The assignments the requested outputs depend on, in order."""
+        p = self.program
+        defs = dict(p.assignments)
+        roots = [p.loss] + (list(p.outputs.values()) if self.gradients else [])
+        seen: set = set()
+        stack = [s for r in roots for s in (r.atoms(sp.MatrixSymbol) if isinstance(r, sp.Basic) else [])]
+        while stack:
+            s = stack.pop()
+            if s in seen or s not in defs:
+                continue
+            seen.add(s)
+            stack.extend(defs[s].atoms(sp.MatrixSymbol))
+        return [(s, e) for s, e in p.assignments if s in seen]
+
+    def generate(self) -> tuple[str, dict]:
+        p = self.program
+        args = [self.identifier(s) for s in [*p.batched, *p.parameters, *p.scalars]]
+        for s in p.batched:
+            self.values[s] = Value(self.identifier(s), ROWS, s.shape)
+        for s in p.parameters:
+            self.values[s] = Value(self.identifier(s), SHARED, s.shape)
+        for s in [*p.batched, *p.parameters]:  # symbolic sizes, read off the arrays
+            for axis, d in enumerate(s.shape):
+                for sym in sorted(sp.sympify(d).free_symbols, key=lambda v: v.name):
+                    if sym not in self.dims and sp.sympify(d) == sym:
+                        batch_axis = 1 if s in p.batched else axis
+                        self.dims[sym] = f"_{len(self.dims)}_{sym.name}"
+                        self.lines.append(f"{self.dims[sym]} = {self.identifier(s)}.shape[{batch_axis}]")
+        assignments = self.needed()
+        outputs = dict(p.outputs) if self.gradients else {}
+        self.count([e for _, e in assignments] + list(outputs.values()))
+        # each output right after the last assignment it needs, while its inputs are in cache
+        position = {sym: i for i, (sym, _) in enumerate(assignments)}
+        ready: dict[int, list[str]] = {}
+        for key, out in outputs.items():
+            symbols = out.atoms(sp.MatrixSymbol)
+            if all(s in position or s in self.values for s in symbols):  # else: reported below
+                ready.setdefault(max([position.get(s, -1) for s in symbols], default=-1), []).append(key)
+        results: dict[str, str] = {}
+
+        def emit(keys: list[str]) -> None:
+            for key in keys:
+                code = self.total(self.value(outputs.pop(key)))
+                if key.isidentifier():
+                    results[key] = f"_d_{key}"
+                    self.lines.append(f"_d_{key} = {code}")
+                else:
+                    results[key] = self.temp(code)
+
+        emit(ready.get(-1, []))
+        for i, (sym, expr) in enumerate(assignments):
+            value = self.value(expr)
+            name = self.identifier(sym)
+            self.lines.append(f"{name} = {value.code}")
+            self.values[sym] = Value(name, value.layout, sym.shape)
+            if isinstance(expr, ElementwiseApplyFunction):
+                self.applied.setdefault(expr.expr, []).append((_body(expr.function), name))
+            if sym == p.loss:
+                results["loss"] = "_loss"
+                self.lines.append(f"_loss = {self.total(self.values[sym])}")
+            emit(ready.get(i, []))
+        if outputs:
+            raise CodegenError(f"outputs {', '.join(outputs)} use symbols with no value")
+        body = "\n".join("        " + line for line in _free_dead(self.lines, set(args) | set(results.values())))
+        ret = ", ".join(f"{k!r}: {results[k]}" for k in ["loss", *p.outputs] if k in results)
+        source = (
+            f"def symnet_gradients({', '.join(args)}):\n"
+            "    with np.errstate(all='ignore'):\n"
+            f"{body}\n"
+            "        return {" + ret + "}\n"
+        )
+        return source, self.namespace
+
+    def total(self, v: Value) -> str:
+        """The sum over the batch of a value, with the per-example shape."""
+        if v.layout == SUMMED:
+            return v.code
+        if v.layout == ROWS:
+            return f"np.sum({v.code}, axis=0, keepdims=True)"
+        if v.layout == COLS:
+            return f"np.sum({v.code}, axis=0)[:, None]"
+        return f"({self.identifier(self.program.batched[0])}.shape[0] * {v.code})"
+
+    def count(self, exprs: list) -> None:
+        """Subexpressions used more than once are computed once (hoisted to a temporary)."""
+        counts: dict = {}
+
+        def visit(e: Any) -> None:
+            if not isinstance(e, sp.MatrixExpr) or isinstance(e, sp.MatrixSymbol):
+                return
+            if isinstance(e, (sp.OneMatrix, sp.Identity, sp.ZeroMatrix)):
+                return
+            if isinstance(e, sp.Transpose) and isinstance(e.arg, sp.MatrixSymbol):
+                return
+            counts[e] = counts.get(e, 0) + 1
+            if counts[e] == 1:
+                for a in e.args:
+                    visit(a)
+
+        for e in exprs:
+            visit(e)
+        self.shared_nodes = {e for e, n in counts.items() if n > 1}
+
+    # -- values ------------------------------------------------------------
+    def value(self, e: Any) -> Value:
+        hit = self.values.get(e)
+        if hit is not None:
+            return hit
+        v = self.convert(e)
+        if e in self.shared_nodes and not _is_name(v.code):
+            v = Value(self.temp(v.code), v.layout, v.shape)
+            self.values[e] = v
+        return v
+
+    def convert(self, e: Any) -> Value:
+        if isinstance(e, sp.MatrixSymbol):
+            raise CodegenError(f"{e.name} has no value (not an input and not assigned)")
+        if isinstance(e, sp.MatAdd):
+            return self.sum(e)
+        if isinstance(e, HadamardProduct):
+            return self.elementwise_op(e, [self.value(a) for a in e.args], " * ")
+        if isinstance(e, sp.MatMul):
+            return self.product(e)
+        if isinstance(e, sp.Transpose):
+            v = self.value(e.arg)
+            shape = (v.shape[1], v.shape[0])
+            if v.layout in (SHARED, SUMMED):
+                return Value(f"{v.code}.T", v.layout, shape)
+            layout = COLS if v.layout == ROWS else ROWS
+            return Value(v.code, _normal(layout, shape), shape)
+        if isinstance(e, sp.OneMatrix):
+            return Value(f"np.ones(({self.dim(e.rows)}, {self.dim(e.cols)}))", SHARED, e.shape)
+        if isinstance(e, sp.ZeroMatrix):
+            return Value(f"np.zeros(({self.dim(e.rows)}, {self.dim(e.cols)}))", SHARED, e.shape)
+        if isinstance(e, sp.Identity):
+            return Value(f"np.eye({self.dim(e.rows)})", SHARED, e.shape)
+        if isinstance(e, HadamardPower):
+            v = self.value(e.base)
+            if v.layout == SUMMED:
+                raise CodegenError("a power of a batch sum")
+            return Value(f"({v.code})**{self.scalar(e.exp)}", v.layout, v.shape)
+        if isinstance(e, ElementwiseApplyFunction):
+            return self.apply(e)
+        raise CodegenError(f"cannot print {type(e).__name__}")
+
+    def sum(self, e: sp.MatAdd) -> Value:
+        """A sum, printing ``a + (-1) b`` as ``a - b``."""
+        ops, parts = [], []
+        for term in e.args:
+            negated = _negated(term)
+            ops.append(" + " if negated is None else " - ")
+            parts.append(self.value(term if negated is None else negated))
+        return self.elementwise_op(e, parts, ops)
+
+    def elementwise_op(self, e: Any, parts: list[Value], ops: list[str] | str) -> Value:
+        """``parts`` joined by ``ops`` (``" + "``, ``" - "`` or ``" * "``), entry by entry."""
+        ops = [ops] * len(parts) if isinstance(ops, str) else ops
+        layouts = {p.layout for p in parts}
+        if SUMMED in layouts:  # sums of batch sums, and batch sums scaled by shared values
+            linear = layouts == {SUMMED} if " * " not in ops else (
+                layouts <= {SUMMED, SHARED} and sum(p.layout == SUMMED for p in parts) == 1)
+            if not linear:
+                raise CodegenError("a batch sum combined with per-example values")
+            layout = SUMMED
+        else:
+            batched = layouts - {SHARED}
+            if len(batched) > 1:
+                raise CodegenError("rows and columns combined elementwise")
+            layout = batched.pop() if batched else SHARED
+        codes = [f"{p.code}.T" if layout == COLS and p.layout == SHARED else p.code for p in parts]
+        first = codes[0] if ops[0] != " - " else f"-{codes[0]}"
+        return Value("(" + first + "".join(o + c for o, c in zip(ops[1:], codes[1:])) + ")", layout, e.shape)
+
+    def product(self, e: sp.MatMul) -> Value:
+        coeff = sp.Mul(*[a for a in e.args if not isinstance(a, sp.MatrixExpr)])
+        mats = [a for a in e.args if isinstance(a, sp.MatrixExpr) and not isinstance(a, sp.Identity)]
+        if not mats:
+            raise CodegenError("a product without matrices")
+        acc = self.value(mats[0])
+        for m in mats[1:]:
+            if isinstance(m, sp.OneMatrix) and acc.layout == ROWS:
+                acc = Value(f"_rowsum({acc.code}, {self.dim(m.cols)})", ROWS, (acc.shape[0], m.cols))
+                continue
+            acc = self.times(acc, self.value(m))
+        if coeff != 1:
+            acc = Value(f"({self.scalar(coeff)} * {acc.code})", acc.layout, acc.shape)
+        return acc
+
+    def times(self, a: Value, b: Value) -> Value:
+        """The per-example product ``a b`` in batch layouts."""
+        shape = (a.shape[0], b.shape[1])
+        la, lb = a.layout, b.layout
+        if la == SHARED and lb == SHARED:
+            return Value(f"({a.code} @ {b.code})", SHARED, shape)
+        if SUMMED in (la, lb):
+            if {la, lb} <= {SUMMED, SHARED}:
+                return Value(f"({a.code} @ {b.code})", SUMMED, shape)
+            raise CodegenError("a batch sum multiplied by a per-example value")
+        a_scalar = _is_one(a.shape[0]) and _is_one(a.shape[1])
+        b_scalar = _is_one(b.shape[0]) and _is_one(b.shape[1])
+        if a_scalar or b_scalar:  # a per-example number scales the other factor
+            s, m = (a, b) if a_scalar else (b, a)
+            if m.layout == SHARED and s.layout != SHARED:
+                layout = _normal(ROWS if _is_one(m.shape[0]) else COLS, shape)
+                if not (_is_one(m.shape[0]) or _is_one(m.shape[1])):
+                    raise CodegenError("a per-example number times a shared matrix")
+                code = m.code if layout == ROWS else f"{m.code}.T"
+                return Value(f"({s.code} * {code})", layout, shape)
+            return Value(f"({s.code} * {m.code})", m.layout, shape)
+        if la == ROWS and lb == SHARED:
+            return Value(f"({a.code} @ {b.code})", ROWS, shape)
+        if la == SHARED and lb == COLS:
+            return Value(f"({b.code} @ {a.code}.T)", _normal(COLS, shape), shape)
+        if la == COLS and lb == ROWS:  # sum over the batch of outer products
+            return Value(f"({a.code}.T @ {b.code})", SUMMED, shape)
+        if la == ROWS and lb == COLS:  # row-wise inner products
+            return Value(f"np.sum({a.code} * {b.code}, axis=1, keepdims=True)", ROWS, shape)
+        raise CodegenError(f"a {la} by {lb} product with a per-example {shape[0]}x{shape[1]} result")
+
+    def apply(self, e: ElementwiseApplyFunction) -> Value:
+        arg = self.value(e.expr)
+        if arg.layout == SUMMED:
+            raise CodegenError("a function of a batch sum")
+        name = arg.code if _is_name(arg.code) else self.temp(arg.code)
+        formula, extra = self.reuse(_body(e.function), e.expr)
+        printer = ScalarPrinter({**self.names, _Z: name, **extra}, self.namespace)
+        return Value(printer(formula), arg.layout, e.shape)
+
+    def reuse(self, formula: sp.Expr, arg: Any) -> tuple[sp.Expr, dict]:
+        """Write ``formula`` in a value already computed from the same argument, if cheaper
+        (``1 - tanh(z)**2`` with ``h = tanh(z)`` becomes ``1 - h**2``)."""
+        best, cost, extra = formula, _cost(formula), {}
+        for f, name in self.applied.get(arg, []):
+            if f == _Z:
+                continue
+            y = sp.Dummy(name)
+            candidate = formula.subs(f, y)
+            if _cost(candidate) < cost:
+                best, cost, extra = candidate, _cost(candidate), {y: name}
+        return best, extra
+
+
+_Z = sp.Dummy("z")
+
+
+def _negated(term: Any) -> Any:
+    """``b`` for a term ``-1 * b``, else None."""
+    if isinstance(term, sp.MatMul) and term.args[0] == -1:
+        rest = term.args[1:]
+        return rest[0] if len(rest) == 1 else sp.MatMul(*rest, evaluate=False)
+    return None
+
+
+def _body(lam: sp.Lambda) -> sp.Expr:
+    (var,) = lam.variables
+    return lam.expr.xreplace({var: _Z})
+
+
+def _cost(e: sp.Expr) -> int:
+    """Transcendental calls first, then operations: what an elementwise pass costs."""
+    calls = sum(1 for a in sp.preorder_traversal(e) if isinstance(a, sp.Function))
+    return 100 * calls + sp.count_ops(e)
+
+
+def _normal(layout: str, shape: tuple) -> str:
+    """A 1x1 per-example value is stored N x 1 whichever way it was reached: call it rows."""
+    if layout == COLS and _is_one(shape[0]):
+        return ROWS
+    return layout
+
+
+def _rowsum(a: np.ndarray, cols: int) -> np.ndarray:
+    """``a 1`` for an N x k batch of rows and a k x cols ones matrix."""
+    s = np.sum(a, axis=1, keepdims=True)
+    return s if cols == 1 else np.broadcast_to(s, (a.shape[0], cols))
+
+
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _free_dead(lines: list[str], keep: set[str]) -> list[str]:
+    """``del`` each intermediate after its last use, so large arrays are freed early."""
+    targets = [line.split(" = ", 1)[0] for line in lines]
+    assigned = set(targets)
+    last: dict[str, int] = {t: i for i, t in enumerate(targets)}  # assigned, maybe never read
+    for i, line in enumerate(lines):
+        for name in _IDENTIFIER.findall(line.split(" = ", 1)[1]):
+            if name in assigned:
+                last[name] = i
+    dying: dict[int, list[str]] = {}
+    for name, i in last.items():
+        if name not in keep:
+            dying.setdefault(i, []).append(name)
+    out = []
+    for i, line in enumerate(lines):
+        out.append(line)
+        if i in dying:
+            out.append("del " + ", ".join(sorted(dying[i])))
+    return out
+
+
+def _exec_generated(source: str, namespace: dict) -> Any:
+    """Compile source *generated by this module from SymPy trees* (never user text).
+
+    The only ``exec`` in symnet's numeric path: identifiers in ``source`` are
+    checked names of our own symbols, numbers are printed by ``repr(float)``.
+    """
+    code = compile(source, "<symnet generated>", "exec")
+    exec(code, namespace)  # generated code only; see the docstring
+    return namespace["symnet_gradients"]
+
+
+# ---------------------------------------------------------------------------
+# The callable
+
+
+class CompiledFunction:
+    """``f(x=..., t=..., W1=..., b1=..., ..., a1=...)``: the loss and gradients summed over the batch.
+
+    Returns ``{"loss": float, "W1": array, "b1": array, ...}`` (only ``loss`` for a
+    loss function).  Arrays keep a floating dtype given to them (float32 stays
+    float32); integers become float64.  ``source`` is the generated code.
+    """
+
+    def __init__(self, program: Program, raw: Any, source: str, gradients: bool):
+        self.program = program
+        self.raw = raw
+        self.source = source
+        self.gradients = gradients
+        self.batched = [s.name for s in program.batched]
+        self.parameters = [s.name for s in program.parameters]
+        self.scalars = [s.name for s in program.scalars]
+        self.shapes = {s.name: s.shape for s in [*program.batched, *program.parameters]}
+
+    @property
+    def arguments(self) -> list[str]:
+        return [*self.batched, *self.parameters, *self.scalars]
+
+    def __call__(self, **arrays: Any) -> dict[str, Any]:
+        names = self.arguments
+        missing = [n for n in names if n not in arrays]
+        unknown = [n for n in arrays if n not in names]
+        if missing or unknown:
+            parts = []
+            if missing:
+                parts.append("missing " + ", ".join(missing))
+            if unknown:
+                parts.append("unknown " + ", ".join(unknown))
+            raise SymnetError(f"gradient function arguments: {'; '.join(parts)} (expects {', '.join(names)})")
+        args = []
+        batch = None
+        for n in self.batched + self.parameters:
+            a = _as_array(arrays[n], n)
+            rows, cols = self.shapes[n]
+            if n in self.batched:
+                batch = a.shape[0] if batch is None else batch
+                if a.shape[0] != batch:
+                    raise ShapeError(f"{n} has {a.shape[0]} rows but {self.batched[0]} has {batch}")
+                expected = (a.shape[0], cols)
+            else:
+                expected = (rows, cols)
+            for have, want, axis in zip(a.shape, expected, ("rows", "columns")):
+                if sp.sympify(want).is_Integer and have != int(want):
+                    raise ShapeError(f"{n} has {have} {axis}, expected {int(want)}")
+            args.append(a)
+        for n in self.scalars:
+            v = arrays[n]
+            if not np.isscalar(v) and np.ndim(v) != 0:
+                raise ShapeError(f"the scalar parameter {n} must be a number")
+            args.append(float(v))
+        out = self.raw(*args)
+        out["loss"] = float(np.asarray(out["loss"]).reshape(-1)[0])
+        return out
+
+
+def _as_array(a: Any, name: str) -> np.ndarray:
+    a = np.asarray(a)
+    if not np.issubdtype(a.dtype, np.floating):
+        if not np.issubdtype(a.dtype, np.number):
+            raise ShapeError(f"{name} must be numeric")
+        a = a.astype(np.float64)
+    if a.ndim == 1:
+        a = a[None, :]
+    if a.ndim != 2:
+        raise ShapeError(f"{name} must be a matrix, got {a.ndim} dimensions")
+    return a
+
+
+__all__ = ["CodegenError", "CompiledFunction", "Program", "ScalarPrinter", "program_for"]
