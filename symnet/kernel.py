@@ -930,9 +930,42 @@ def _free_matrix_symbols(expr: Any, definitions: dict) -> set:
 
 
 def _shape_of(expr: Any) -> tuple:
-    if isinstance(expr, sp.MatrixExpr) or isinstance(expr, sp.MatrixBase):
-        return expr.shape
-    return (sp.S.One, sp.S.One)
+    """The shape of an expression, checking every sum and product on the way
+    (SymPy accepts some mismatched symbolic shapes); linear in its size."""
+    memo: dict = {}
+    stack = [(expr, False)]
+    while stack:
+        e, ready = stack.pop()
+        if e in memo:
+            continue
+        if not isinstance(e, (sp.MatrixExpr, sp.MatrixBase)):
+            memo[e] = (sp.S.One, sp.S.One)
+            continue
+        kids = [a for a in e.args if isinstance(a, (sp.MatrixExpr, sp.MatrixBase))]
+        if isinstance(e, (sp.MatrixSymbol, sp.MatrixBase)) or not kids:
+            memo[e] = e.shape
+            continue
+        if not ready:
+            stack.append((e, True))
+            stack.extend((k, False) for k in kids if k not in memo)
+            continue
+        shapes = [memo[k] for k in kids]
+        if isinstance(e, (sp.MatAdd, HadamardProduct)):
+            for sh in shapes[1:]:
+                if not (same_dim(sh[0], shapes[0][0]) and same_dim(sh[1], shapes[0][1])):
+                    op = "added" if isinstance(e, sp.MatAdd) else "multiplied elementwise"
+                    raise ShapeError(f"shapes {fmt_shape(shapes[0])} and {fmt_shape(sh)} cannot be {op}")
+            memo[e] = shapes[0]
+        elif isinstance(e, sp.MatMul):
+            for left, right in zip(shapes, shapes[1:]):
+                if not same_dim(left[1], right[0]):
+                    raise ShapeError(f"shapes {fmt_shape(left)} and {fmt_shape(right)} cannot be multiplied")
+            memo[e] = (shapes[0][0], shapes[-1][1])
+        elif isinstance(e, sp.Transpose):
+            memo[e] = (shapes[0][1], shapes[0][0])
+        else:
+            memo[e] = e.shape
+    return memo[expr]
 
 
 def normal_form(expr: Any) -> NF:

@@ -28,6 +28,8 @@ CONFIRM_DIGITS = 50
 MAX_NUMERIC_DIM = 512
 #: Relative tolerance of the float64 comparison.
 RTOL = 1e-7
+#: Relative tolerance of a float64 directional derivative against a claimed gradient.
+GRADIENT_RTOL = 1e-6
 #: Relative difference that, at 50 digits, confirms a refutation.
 CONFIRM_RTOL = 1e-20
 
@@ -261,6 +263,32 @@ class Evaluator:
             out[idx] = (8 * (f[1] - f[2]) - (f[0] - f[3])) / (12 * h)
         return out
 
+    def directional(self, loss: Any, wrt: sp.MatrixSymbol, direction: np.ndarray):
+        """``d/ds L(X + s V)`` at ``s = 0``: four loss evaluations in float64
+        (fourth-order stencil), a central difference with step 1e-20 at 50 digits."""
+        if wrt in self.definitions or wrt not in self.values:
+            raise NoEvidence(f"gradient with respect to {wrt}")
+        base = np.array(self.values[wrt], dtype=float)
+
+        def at(point) -> Any:
+            values = dict(self.values)
+            values[wrt] = point
+            ev = Evaluator(values, self.dims, self.definitions, self.precise)
+            if self.precise:
+                ev.memo[wrt] = point
+            value = np.asarray(ev(loss))
+            if value.size != 1:
+                raise NoEvidence("the loss is not 1x1")
+            return value.reshape(-1)[0]
+
+        if self.precise:
+            point, v = self.array(base), self.array(direction)
+            h = mpmath.mpf("1e-20")
+            return (at(point + h * v) - at(point - h * v)) / (2 * h)
+        h = 1e-3 * max(1.0, float(np.max(np.abs(base)))) / max(1.0, float(np.max(np.abs(direction))))
+        f = [at(base + k * h * direction) for k in (2, 1, -1, -2)]
+        return (8 * (f[1] - f[2]) - (f[0] - f[3])) / (12 * h)
+
     def elementwise(self, lam: sp.Lambda, arg: np.ndarray):
         (var,) = lam.variables
         params = tuple(sorted(lam.expr.free_symbols - {var}, key=lambda s: s.name))
@@ -285,6 +313,16 @@ class Evaluator:
             out = f(arg, *values)
         out = np.broadcast_to(np.asarray(out, dtype=float), arg.shape)
         return np.array(out)
+
+
+def _gradient_side(lhs: Any, rhs: Any) -> tuple[Any, Any]:
+    """(the side that is a bare gradient node, the other side), or (None, None)."""
+    is_grad = lambda e: type(e).__name__ == "Grad"  # noqa: E731 - the kernel's node
+    if is_grad(lhs) and not is_grad(rhs):
+        return lhs, rhs
+    if is_grad(rhs) and not is_grad(lhs):
+        return rhs, lhs
+    return None, None
 
 
 def _mp_to_obj(m) -> np.ndarray:
@@ -390,6 +428,10 @@ class Samples:
         """Evaluate both sides on the instances: (report, counterexample or None)."""
         from .kernel import NumericReport
 
+        grad, other = _gradient_side(lhs, rhs)
+        if grad is not None:
+            return self._compare_gradient(grad, other, lhs is grad)
+
         evaluated, worst, attempt = 0, 0.0, 0
         disputed = False
         k = 0
@@ -430,6 +472,70 @@ class Samples:
                 # equal at 50 digits: the float difference was round-off
             worst = max(worst, err)
         return NumericReport(evaluated, worst, not disputed), None
+
+    def _compare_gradient(self, grad: Any, other: Any, grad_on_left: bool) -> tuple[Any, dict | None]:
+        """``dL/dX = G`` checked along random directions V: the directional derivative
+        of L (finite differences) against ``<G, V>``; O(1) loss evaluations per trial."""
+        from .kernel import NumericReport
+
+        loss, wrt = grad.args
+        evaluated, worst, attempt, k, disputed = 0, 0.0, 0, 0, False
+        while evaluated < self.trials and attempt < self.trials * self.max_attempts:
+            attempt += 1
+            try:
+                ev = self._populate(k, [grad, other])
+            except Exception:  # noqa: BLE001
+                k += 1
+                continue
+            rng = np.random.default_rng([self.seed, k, 7])
+            k += 1
+            try:
+                with np.errstate(all="ignore"):
+                    g = _as_matrix(ev(other))
+                    X = np.asarray(ev.values[wrt], dtype=float)
+                    if g.shape != X.shape:
+                        evaluated += 1
+                        pair = (X, g) if grad_on_left else (g, X)
+                        return NumericReport(evaluated, float("inf"), False), self._counter(
+                            ev, *pair, f"the gradient is {X.shape[0]}x{X.shape[1]} but the other side is "
+                            f"{g.shape[0]}x{g.shape[1]}")
+                    V = rng.standard_normal(X.shape)
+                    fd = float(ev.directional(loss, wrt, V))
+                    claim = float(np.sum(g * V))
+            except Exception:  # noqa: BLE001 - no evidence
+                continue
+            if not (np.isfinite(fd) and np.isfinite(claim)):
+                continue
+            evaluated += 1
+            err = abs(fd - claim)
+            if err > GRADIENT_RTOL * max(abs(fd), abs(claim)):
+                confirmed = self._confirm_directional(ev, loss, wrt, other, V)
+                if confirmed is True:
+                    a, b = (np.array([[fd]]), np.array([[claim]]))
+                    if not grad_on_left:
+                        a, b = b, a
+                    counter = self._counter(ev, a, b, f"along a random direction V the derivative of "
+                                            f"{loss} is {fd:.6g} but the claimed gradient gives {claim:.6g}")
+                    counter["direction"] = V.tolist()
+                    return NumericReport(evaluated, err, False), counter
+                if confirmed is None:
+                    evaluated -= 1
+                    disputed = True
+                    continue
+            worst = max(worst, err)
+        return NumericReport(evaluated, worst, not disputed), None
+
+    def _confirm_directional(self, ev: Evaluator, loss: Any, wrt: Any, other: Any, V: np.ndarray) -> bool | None:
+        precise = Evaluator(ev.values, ev.dims, self.definitions, precise=True)
+        try:
+            with mpmath.workdps(CONFIRM_DIGITS):
+                fd = precise.directional(loss, wrt, V)
+                g = _as_matrix(precise(other))
+                claim = sum((x * mpmath.mpf(float(v)) for x, v in zip(g.flat, V.flat)), mpmath.mpf(0))
+                diff = abs(fd - claim)
+                return bool(diff > mpmath.mpf("1e-15") * max(abs(fd), abs(claim)) and diff > mpmath.mpf("1e-40"))
+        except Exception:  # noqa: BLE001
+            return None
 
     def _confirm(self, ev: Evaluator, lhs: Any, rhs: Any) -> bool | None:
         """Re-evaluate at 50 digits: True (they differ), False (equal), None (cannot tell)."""
