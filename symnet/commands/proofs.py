@@ -1,0 +1,115 @@
+"""``symnet proofs check|build``: check the proof library, or typeset it as one document.
+
+``check`` exits 0 when every claim is proved (or its evidence holds) and every
+required claim has a proof, 1 otherwise.  ``build`` writes the LaTeX document
+(and compiles it with pdflatex); it exits like ``check``, and 2 when LaTeX fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ..errors import SymnetError
+
+DESCRIPTION = """\
+The proof library (default: ./proofs, else the one shipped with symnet) holds
+one proof per claim: .deriv derivation files, checked step by step by the
+kernel, and Python proofs that build witnesses, run the kernel and gather
+numeric evidence (always labelled as evidence).
+
+  symnet proofs check [DIR] [--format text|json]
+  symnet proofs build [DIR] --tex OUT.tex [--pdf OUT.pdf]
+
+Exit status: 0 every claim holds, 1 a claim fails or a required claim has no
+proof, 2 bad input or a LaTeX error."""
+
+
+def _jobs(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if n < 0:
+        raise argparse.ArgumentTypeError("expected a number >= 0 (0: one per CPU)")
+    return n
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("directory", nargs="?", default=None, metavar="DIR",
+                   help="the proofs directory (default: ./proofs, else symnet's own)")
+    p.add_argument("--require", default=None, metavar="CLAIMS",
+                   help="claims that must have a proof, e.g. C1-C13 (default: C1-C13 for the "
+                        "default directory, none for a directory given)")
+    p.add_argument("--only", default=None, metavar="CLAIMS",
+                   help="run only the proofs of these claims, e.g. C3,C8")
+    p.add_argument("-j", "--jobs", type=_jobs, default=0, metavar="N",
+                   help="run proof files in N processes (default 0: one per CPU; 1: in this process)")
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "proofs",
+        help="check the proof library of every claim, or build it as a LaTeX/PDF document",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="proofs_command", metavar="ACTION", parser_class=type(parser))
+    check = sub.add_parser("check", help="run every proof; exit 0 when every claim holds")
+    _common(check)
+    check.add_argument("--format", choices=("text", "json"), default="text")
+    check.add_argument("-v", "--verbose", action="store_true", help="list every checked item")
+    check.set_defaults(func=run_check)
+    build = sub.add_parser("build", help="write the LaTeX document (and compile it to PDF)")
+    _common(build)
+    build.add_argument("--tex", metavar="OUT.tex", help="write the LaTeX source here")
+    build.add_argument("--pdf", metavar="OUT.pdf", help="compile it with pdflatex to this PDF")
+    build.set_defaults(func=run_build)
+    parser.set_defaults(func=lambda args: _usage(parser))
+
+
+def _usage(parser: argparse.ArgumentParser) -> int:
+    parser.print_help(sys.stderr)
+    return 2
+
+
+def _report(args: argparse.Namespace):
+    from ..proofs import REQUIRED, check_directory, default_directory, parse_claims
+
+    directory = args.directory if args.directory is not None else default_directory()
+    if args.require is not None:
+        require = parse_claims(args.require)
+    else:
+        require = REQUIRED if args.directory is None else ()
+    only = parse_claims(args.only) if args.only else None
+    return check_directory(directory, require=require, jobs=args.jobs, only=only)
+
+
+def run_check(args: argparse.Namespace) -> int:
+    from ..cli import write_output
+
+    report = _report(args)
+    if args.format == "json":
+        write_output(report.to_json(), None)
+    else:
+        sys.stdout.write(report.to_text(verbose=args.verbose))
+    return report.exit_code
+
+
+def run_build(args: argparse.Namespace) -> int:
+    from ..cli import write_output
+    from ..proofs import compile_pdf
+
+    if not args.tex and not args.pdf:
+        raise SymnetError("proofs build: give --tex OUT.tex and/or --pdf OUT.pdf")
+    report = _report(args)
+    document = report.to_latex()
+    if args.tex:
+        write_output(document, args.tex)
+    if args.pdf:
+        compile_pdf(document, args.pdf)
+    sys.stdout.write(report.to_text())
+    for path in (args.tex, args.pdf):
+        if path:
+            print(f"wrote {path}")
+    return report.exit_code
