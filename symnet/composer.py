@@ -10,8 +10,9 @@ shape ``n_{l-1} x n_l`` and ``b_l`` of shape ``1 x n_l``; the output is
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 import sympy as sp

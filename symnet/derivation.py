@@ -12,8 +12,9 @@ every verdict: no other code sets a verdict.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 from .kernel import PROVED, REFUTED, UNPROVED, Check, Context
 

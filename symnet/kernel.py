@@ -40,17 +40,18 @@ import signal
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 import sympy as sp
 from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
 from sympy.matrices.expressions.hadamard import HadamardPower, HadamardProduct
 
 from . import numeric
-from .numeric import matrix_atoms
 from .errors import BudgetError, ShapeError
+from .numeric import matrix_atoms
 
 PROVED, REFUTED, UNPROVED = "proved", "refuted", "unproved"
 

@@ -3,8 +3,7 @@
 import pytest
 import sympy as sp
 
-from symnet import Network
-from symnet import explicit
+from symnet import Network, explicit
 from symnet.errors import SpecError
 
 

@@ -9,7 +9,16 @@ from sympy import HadamardProduct, Identity, MatrixSymbol, OneMatrix, Trace, Zer
 from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
 
 from symnet.errors import ShapeError
-from symnet.kernel import PROVED, REFUTED, UNPROVED, Context, Grad, check, normal_form, scalar_is_zero
+from symnet.kernel import (
+    PROVED,
+    REFUTED,
+    UNPROVED,
+    Context,
+    Grad,
+    check,
+    normal_form,
+    scalar_is_zero,
+)
 
 n = sp.Symbol("n", integer=True, positive=True)
 m = sp.Symbol("m", integer=True, positive=True)
