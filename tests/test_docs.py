@@ -59,3 +59,10 @@ def test_shell_examples_run(path, tmp_path, monkeypatch):
 def test_docs_exist():
     assert (ROOT / "README.md").is_file()
     assert len(DOCS) >= 2
+
+
+@pytest.mark.parametrize("path", [p for p in DOCS if blocks(p, ("symnet",))],
+                         ids=[p.name for p in DOCS if blocks(p, ("symnet",))])
+def test_symnet_blocks_in_docs_check(path):
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        assert main(["check", str(path)]) == 0
