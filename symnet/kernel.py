@@ -78,11 +78,13 @@ class Unsupported(Exception):
 
 
 def _dim(d: Any) -> sp.Expr:
-    return sp.sympify(d)
+    return d if isinstance(d, sp.Basic) else sp.sympify(d)
 
 
 def same_dim(a: Any, b: Any) -> bool:
     """True iff two dimensions are provably equal (as integers or symbols)."""
+    if a is b:
+        return True
     a, b = _dim(a), _dim(b)
     if a == b:
         return True

@@ -73,6 +73,7 @@ class Evaluator:
         self.definitions = definitions
         self.precise = precise
         self.memo: dict = {}
+        self.suffix: dict = {}
 
     # -- scalars ---------------------------------------------------------
     def dim(self, d: Any) -> int:
@@ -167,16 +168,14 @@ class Evaluator:
                 out = out + p
             return out
         if isinstance(e, sp.MatMul):
-            coeff, out = None, None
+            coeff, mats = None, []
             for a in e.args:
                 if isinstance(a, sp.MatrixExpr):
-                    m = self(a)
-                    if out is not None and out.shape[1] != m.shape[0]:
-                        raise NoEvidence("shapes differ in a product")
-                    out = m if out is None else out @ m
+                    mats.append(a)
                 else:
                     v = self.scalar(a)
                     coeff = v if coeff is None else coeff * v
+            out = self.product(tuple(mats))
             return out if coeff is None else coeff * out
         if isinstance(e, sp.Transpose):
             return self(e.arg).T
@@ -288,6 +287,28 @@ class Evaluator:
         h = 1e-3 * max(1.0, float(np.max(np.abs(base)))) / max(1.0, float(np.max(np.abs(direction))))
         f = [at(base + k * h * direction) for k in (2, 1, -1, -2)]
         return (8 * (f[1] - f[2]) - (f[0] - f[3])) / (12 * h)
+
+    def product(self, mats: tuple):
+        """``M_1 M_2 ... M_k``, evaluated from the right with every suffix product
+        remembered (the terms of a collapsed ``b'`` share their suffixes); a suffix
+        is named by the pair (first factor, name of the rest), so lookups are O(1)."""
+        if not mats:
+            raise NoEvidence("a product without matrix factors")
+        sid, out = None, None
+        for m in reversed(mats):
+            key = (m, sid)
+            hit = self.suffix.get(key)
+            if hit is not None:
+                sid, out = hit
+                continue
+            value = self(m)
+            if out is not None:
+                if value.shape[1] != out.shape[0]:
+                    raise NoEvidence("shapes differ in a product")
+                value = value @ out
+            sid, out = len(self.suffix), value
+            self.suffix[key] = (sid, out)
+        return out
 
     def elementwise(self, lam: sp.Lambda, arg: np.ndarray):
         (var,) = lam.variables
