@@ -932,16 +932,12 @@ def _run_batch(paths: list[str]) -> list[Part]:
 
 
 def _batches(files: list[Path], workers: int) -> list[list[Path]]:
-    """Split the files over the workers.  Proofs that use :mod:`symnet.properties` share one
-    worker, so that its per-process cache computes each activation's properties once; the
-    rest are dealt out, largest first, to the least loaded worker."""
-    shared = [f for f in files if "properties" in _head(f)]
-    rest = sorted((f for f in files if f not in shared), key=_cost_hint, reverse=True)
-    batches: list[list[Path]] = [list(shared)] + [[] for _ in range(workers - 1)] if shared \
-        else [[] for _ in range(workers)]
-    load = [3.0 * sum(_cost_hint(f) for f in b) for b in batches]  # the shared batch is heavy
-    for f in rest:
-        i = min(range(len(batches)), key=lambda k: load[k])
+    """Split the files over the workers: largest expected cost first, each to the
+    least loaded worker (a proof may state its cost with a ``# seconds: N`` line)."""
+    batches: list[list[Path]] = [[] for _ in range(workers)]
+    load = [0.0] * workers
+    for f in sorted(files, key=_cost_hint, reverse=True):
+        i = min(range(workers), key=lambda k: load[k])
         batches[i].append(f)
         load[i] += _cost_hint(f)
     return [b for b in batches if b]
@@ -1007,9 +1003,16 @@ def _claim_of_file(path: Path) -> str:
     return m.group(1).upper() if m else "C?"
 
 
+_SECONDS = re.compile(r"^#\s*seconds:\s*([0-9.]+)", re.M)
+
+
 def _cost_hint(path: Path) -> float:
+    """Expected seconds: a ``# seconds: N`` line, else a guess from the file size."""
+    m = _SECONDS.search(_head(path))
+    if m:
+        return float(m.group(1))
     try:
-        return path.stat().st_size * (3 if path.suffix == ".py" else 1)
+        return path.stat().st_size * (3 if path.suffix == ".py" else 1) / 100_000
     except OSError:
         return 0.0
 

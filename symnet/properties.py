@@ -247,6 +247,16 @@ def _mark_isolated(cells: list[_Cell]) -> list[_Cell]:
 def _side_limit(expr: sp.Expr, at: sp.Expr, direction: str) -> sp.Expr:
     """lim expr as z -> at from ``direction`` ('+' or '-'); at may be +-oo."""
     if at in (_OO, _NEG_OO):
+        # substituting +-oo is exact when SymPy's extended arithmetic gives a
+        # definite value (tanh(oo) = 1); indeterminate forms (nan, oo - oo,
+        # AccumBounds) fall back to ``limit``
+        try:
+            value = expr.subs(Z, at)
+        except (TypeError, ValueError):
+            value = sp.nan
+        if (value.is_number and not value.has(sp.nan, sp.zoo, sp.AccumBounds)
+                and (value.is_extended_real is True)):
+            return value
         return _refloat(sp.limit(expr, Z, at), expr)
     value = expr.subs(Z, at)
     if value.is_finite and not value.has(sp.nan, sp.zoo):
