@@ -567,8 +567,8 @@ def lookup_vector(name: str) -> VectorActivation:
 # Spec parsing: NAME or NAME(arg, key=value, ...), values numbers or names.
 
 _SPEC = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(?:\((.*)\))?\s*$", re.S)
-_NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d{1,3})?(/\d+)?$")
-_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d{1,2})?(/\d+)?$", re.ASCII)
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$", re.ASCII)
 MAX_SPEC_LENGTH = 200
 
 
@@ -584,6 +584,8 @@ def parse_value(text: str, where: str) -> sp.Expr:
             value /= int(den)
         return sp.Rational(value.numerator, value.denominator)
     if _NAME.match(text):
+        if text == Z.name:
+            raise SpecError(f"{where}: {text!r} is the variable of the formula itself, not a parameter")
         return sp.Symbol(text, real=True)
     raise SpecError(f"{where}: {text!r} is not a number or a name")
 

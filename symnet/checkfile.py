@@ -357,6 +357,8 @@ def check_file(path: str, trials: int = 3, seed: int = 0) -> FileResult:
     try:
         if os.path.isdir(path):
             raise SymnetError(f"{path}: is a directory")
+        if os.path.exists(path) and not os.path.isfile(path):
+            raise SymnetError(f"{path}: not a regular file")  # a pipe or device would block
         with open(path, "rb") as handle:
             data = handle.read(4 * MAX_FILE_CHARS + 1)
         if len(data) > 4 * MAX_FILE_CHARS:
@@ -403,6 +405,8 @@ def expand_paths(paths: Iterable[str]) -> list[str]:
 
 
 def _has_symnet_block(path: str) -> bool:
+    if not os.path.isfile(path):
+        return False
     try:
         with open(path, encoding="utf-8", errors="replace") as handle:
             return markdown_source(handle.read(4 * MAX_FILE_CHARS))[2] > 0

@@ -26,7 +26,7 @@ import sympy as sp
 from .composer import Network, matadd, matmul
 from .derivation import Chain, ChainBuilder, Derivation
 from .errors import SpecError
-from .kernel import Context
+from .kernel import PROVED, Context
 from .numeric import Evaluator
 
 #: ``style="auto"`` prints the full textbook chain up to this depth.
@@ -282,9 +282,15 @@ def _induction_chains(net: Network, ctx: Context, first: int, last: int, Wp, bp)
         target = matadd(matmul(inp, Wk), bk)
         chain.step(target, f"definition of {Wk.name}, {bk.name}", uses=[Wk, bk])
         chain.where.extend([(Wk, ctx.definitions[Wk]), (bk, ctx.definitions[bk])])
-        chains.append(chain.build())
-        lemma = ctx.lemma(net.h(k), target)
+        built = chain.build()
+        chains.append(built)
+        # the next layer may cite h_k = x W'_k + b'_k only once it is proved
+        lemma = ctx.lemma(net.h(k), target) if built.verdict == PROVED else None
+        if lemma is None:
+            break
         prev_W, prev_b = Wk, bk
+    if lemma is None:  # an unproved layer: the closed form cannot be reached by induction
+        return chains
     # closed forms
     closed = ChainBuilder(ctx, net.h(last), title="Closed form")
     closed.step(matadd(matmul(inp, prev_W), prev_b), "the induction above", uses=[lemma])

@@ -35,7 +35,7 @@ def dimension(value: Any, where: str = "width") -> sp.Expr:
         return value
     if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
         n = int(value)
-    elif isinstance(value, str) and value.strip().isdigit():
+    elif isinstance(value, str) and re.fullmatch(r"[0-9]+", value.strip(), re.ASCII):
         n = int(value.strip())
     elif isinstance(value, str) and _DIM_NAME.match(value.strip()):
         return sp.Symbol(value.strip(), integer=True, positive=True)

@@ -26,6 +26,9 @@ import sympy as sp
 from .composer import Network
 from .errors import SpecError
 
+#: Largest number of polynomial terms an entrywise collapse may produce.
+MAX_TERMS = 200_000
+
 Poly = dict  # monomial (sorted tuple of variable numbers) -> coefficient
 
 
@@ -143,6 +146,13 @@ def collapse_entries(net: Network, seed: int = 0) -> EntrywiseCollapse:
         raise SpecError("entrywise collapse needs integer widths")
     coeffs = _affine_coefficients(net)
     widths = [int(w) for w in net.widths]
+    # every entry of W' has prod(inner widths) terms (times 2 per symbolic a_l)
+    terms = widths[0] * widths[-1] * math.prod(widths[1:-1]) * 2 ** len(net.scalar_parameters)
+    if terms > MAX_TERMS:
+        raise SpecError(
+            f"writing W' out entry by entry takes about {terms:,} terms, over the budget of "
+            f"{MAX_TERMS:,}; use smaller widths or drop --entries"
+        )
     symbols: list[sp.Symbol] = []
     index: dict[sp.Symbol, int] = {}
 

@@ -229,6 +229,11 @@ def check(
             tol = rtol * max(abs(a), abs(numeric)) + noise + truncation
             right, left = 2 * fwd1 - fwd2, 2 * bwd1 - bwd2  # one-sided derivatives
             checked += 1
+            if not all(np.isfinite([a, numeric, f0, fp1, fm1, fp2, fm2])):
+                # a NaN or inf never passes: comparisons with NaN are always False
+                failures.append(Entry(name, tuple(int(i) for i in idx), a, numeric, right, left, float("inf"), tol))
+                max_abs = float("inf")
+                continue
             if abs(right - left) > 8 * noise + rtol * max(abs(right), abs(left)) + truncation:
                 lo = min(fwd1, bwd1, right, left)
                 hi = max(fwd1, bwd1, right, left)

@@ -688,7 +688,9 @@ def _time_limit(seconds: float):
 
     old = signal.signal(signal.SIGALRM, _raise)
     _DEADLINES.append(deadline)
-    signal.setitimer(signal.ITIMER_REAL, max(deadline - now, 1e-3))
+    # the timer repeats: an alarm raised inside a gc callback is swallowed by
+    # Python, so it must fire again until the limit is honoured
+    signal.setitimer(signal.ITIMER_REAL, max(deadline - now, 1e-3), 0.05)
     try:
         yield
     finally:
@@ -696,7 +698,7 @@ def _time_limit(seconds: float):
         _DEADLINES.pop()
         signal.signal(signal.SIGALRM, old)
         if _DEADLINES:
-            signal.setitimer(signal.ITIMER_REAL, max(_DEADLINES[-1] - time.monotonic(), 1e-3))
+            signal.setitimer(signal.ITIMER_REAL, max(_DEADLINES[-1] - time.monotonic(), 1e-3), 0.05)
 
 
 def scalar_is_zero(d: sp.Expr, budget: float = SCALAR_BUDGET) -> bool:
@@ -863,11 +865,14 @@ class Context:
     # -- deciding a step ----------------------------------------------------
     def check(self, lhs: Any, rhs: Any, uses: Iterable[Any] | None = None) -> Check:
         """Decide ``lhs = rhs``, unfolding the cited definitions and lemmas."""
-        symbolic, detail = self._symbolic(lhs, rhs, uses)
+        if isinstance(lhs, sp.Basic) and isinstance(rhs, sp.Basic):
+            _shape_of(lhs), _shape_of(rhs)  # an ill-formed side is an error, not a verdict
+        # numbers first: a confirmed counterexample settles the step at once (a
+        # false step never waits for the symbolic ladder's time budget)
         report, counter = self.samples.compare(lhs, rhs)
         if counter is not None:
-            note = " (the symbolic check had agreed: a defect, reported)" if symbolic else ""
-            return Check(REFUTED, counter["reason"] + note, report, counter)
+            return Check(REFUTED, counter["reason"], report, counter)
+        symbolic, detail = self._symbolic(lhs, rhs, uses)
         if symbolic and report.trials == 0:
             return Check(UNPROVED, detail + "; no numeric instance could be evaluated", report)
         if symbolic and not report.agree:

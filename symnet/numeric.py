@@ -25,7 +25,10 @@ from sympy.matrices.expressions.hadamard import HadamardPower, HadamardProduct
 #: Digits used to confirm a numeric disagreement before refuting.
 CONFIRM_DIGITS = 50
 #: Largest concrete dimension evaluated numerically (bigger: no evidence).
-MAX_NUMERIC_DIM = 512
+MAX_NUMERIC_DIM = 1024
+#: Largest dimension the 50-digit confirmation handles (object arrays are slow);
+#: beyond it a float64 disagreement stays unconfirmed and the step unproved.
+MAX_CONFIRM_DIM = 64
 #: Relative tolerance of the float64 comparison.
 RTOL = 1e-7
 #: Relative tolerance of a float64 directional derivative against a claimed gradient.
@@ -547,6 +550,8 @@ class Samples:
         return NumericReport(evaluated, worst, not disputed), None
 
     def _confirm_directional(self, ev: Evaluator, loss: Any, wrt: Any, other: Any, V: np.ndarray) -> bool | None:
+        if any(v.ndim and max(v.shape) > MAX_CONFIRM_DIM for v in ev.values.values() if isinstance(v, np.ndarray)):
+            return None
         precise = Evaluator(ev.values, ev.dims, self.definitions, precise=True)
         try:
             with mpmath.workdps(CONFIRM_DIGITS):
@@ -560,6 +565,8 @@ class Samples:
 
     def _confirm(self, ev: Evaluator, lhs: Any, rhs: Any) -> bool | None:
         """Re-evaluate at 50 digits: True (they differ), False (equal), None (cannot tell)."""
+        if any(v.ndim and max(v.shape) > MAX_CONFIRM_DIM for v in ev.values.values() if isinstance(v, np.ndarray)):
+            return None
         precise = Evaluator(ev.values, ev.dims, self.definitions, precise=True)
         try:
             with mpmath.workdps(CONFIRM_DIGITS):

@@ -271,36 +271,25 @@ def test_network_widths_and_depths_beyond_the_limits_are_refused():
 
 
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes")
-@pytest.mark.xfail(strict=True, raises=subprocess.TimeoutExpired,
-                   reason="checkfile.check_file opens a named pipe and blocks reading it: "
-                          "`mkfifo x.deriv; symnet check x.deriv` hangs (should be 'not a regular file')")
 def test_a_named_pipe_is_refused_not_read(tmp_path):
     os.mkfifo(tmp_path / "x.deriv")
     proc, seconds = symnet("check", "x.deriv", cwd=tmp_path, timeout=2.5)
     assert_rejected(proc, seconds, "x.deriv")
 
 
-@pytest.mark.xfail(strict=True, raises=subprocess.TimeoutExpired,
-                   reason="explicit.collapse_entries has no size budget: "
-                          "`symnet collapse --layers 200,200,200 --entries` runs > 30 s and takes 1.8 GB")
 def test_explicit_entry_expansions_beyond_a_budget_are_refused(tmp_path):
     proc, seconds = symnet("collapse", "--layers", "200,200,200", "--entries", cwd=tmp_path, timeout=3)
     assert_rejected(proc, seconds)
 
 
-@pytest.mark.xfail(strict=True, raises=subprocess.TimeoutExpired,
-                   reason="kernel numeric: a refutation is confirmed at 50 digits with mpmath object arrays, "
-                          "O(n^3) per product: `matrix A: 512x512` / `A*A` / `= A*A.T` runs > 60 s")
-def test_refuting_a_step_on_large_matrices_is_fast(tmp_path):
+def test_a_false_step_on_large_matrices_is_decided_fast(tmp_path):
+    # 50-digit confirmation is refused beyond 64x64 (object arrays are slow): the
+    # step is then unproved, never proved, and the answer comes at once
     (tmp_path / "x.deriv").write_text("matrix A: 160x160\n  A*A\n= A*A.T\n")
     proc, seconds = symnet("check", "x.deriv", cwd=tmp_path, timeout=4)
-    assert proc.returncode == 1 and "refuted" in proc.stdout
+    assert proc.returncode == 1 and "step unproved" in proc.stdout
 
 
-@pytest.mark.xfail(strict=True, raises=subprocess.TimeoutExpired,
-                   reason="kernel: a false scalar step runs the whole simplification ladder (5 s, once per "
-                          "normalizer) before its numeric refutation, and a file has no overall budget: one "
-                          "false step about diff of a tanh layer takes 10 s")
 def test_false_scalar_steps_are_refuted_within_seconds(tmp_path):
     (tmp_path / "x.deriv").write_text(
         "scalar x, t, w1, b1, w2, b2\ndefine L = (w2*tanh(w1*x + b1) + b2 - t)**2/2\n"
@@ -309,8 +298,6 @@ def test_false_scalar_steps_are_refuted_within_seconds(tmp_path):
     assert proc.returncode == 1 and proc.stdout.count("step refuted") == 1
 
 
-@pytest.mark.xfail(strict=True, reason="gradcheck.check reports ok when the loss is NaN at the perturbed "
-                                       "points (NaN errors are never larger than the tolerance)")
 def test_gradcheck_has_no_nan_verdicts():
     from symnet.gradcheck import check
 
@@ -335,9 +322,6 @@ def test_cross_entropy_of_large_logits_is_finite():
 
 
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
-@pytest.mark.xfail(strict=True, reason="kernel._time_limit: the SIGALRM handler raises TimeoutError once; when "
-                                       "the alarm fires inside a gc callback (Hypothesis installs one) the "
-                                       "exception is unraisable, swallowed, and the step runs without a budget")
 def test_a_time_budget_survives_an_alarm_inside_a_gc_callback():
     import gc
 
@@ -359,10 +343,7 @@ def test_a_time_budget_survives_an_alarm_inside_a_gc_callback():
         gc.callbacks.remove(slow_callback)
 
 
-@pytest.mark.xfail(strict=True, reason="collapse: with widths over 512 (no numeric evidence) the induction style "
-                                       "asks ctx.lemma for an unproved step and dies with a traceback: "
-                                       "`symnet collapse --style induction --layers 600,2,2`")
 def test_collapse_of_wide_layers_in_induction_style_has_no_traceback(tmp_path):
     proc, seconds = symnet("collapse", "--style", "induction", "--layers", "600,2,2", cwd=tmp_path)
     assert "Traceback" not in proc.stderr
-    assert proc.returncode in (1, 2) and len(proc.stderr.strip().splitlines()) <= 1
+    assert proc.returncode == 0 and proc.stderr == ""
