@@ -227,6 +227,18 @@ class Evaluator:
             return self.gradient(e.args[0], e.args[1])
         raise NoEvidence(f"cannot evaluate {type(e).__name__}")
 
+    def loss_at(self, loss: Any, wrt: sp.MatrixSymbol, point: np.ndarray) -> Any:
+        """The 1x1 ``loss`` with ``wrt`` set to ``point`` (definitions recomputed)."""
+        values = dict(self.values)
+        values[wrt] = point
+        ev = Evaluator(values, self.dims, self.definitions, self.precise)
+        if self.precise:
+            ev.memo[wrt] = point
+        value = np.asarray(ev(loss))
+        if value.size != 1:
+            raise NoEvidence("the loss is not 1x1")
+        return value.reshape(-1)[0]
+
     def gradient(self, loss: Any, wrt: sp.MatrixSymbol):
         """``dL/dX`` by finite differences: a fourth-order stencil in float64,
         a central difference with step 1e-20 at 50 digits."""
@@ -236,15 +248,7 @@ class Evaluator:
         out = np.empty(base.shape, dtype=object if self.precise else float)
 
         def at(point) -> Any:
-            values = dict(self.values)
-            values[wrt] = point
-            ev = Evaluator(values, self.dims, self.definitions, self.precise)
-            if self.precise:
-                ev.memo[wrt] = point
-            value = np.asarray(ev(loss))
-            if value.size != 1:
-                raise NoEvidence("the loss is not 1x1")
-            return value.reshape(-1)[0]
+            return self.loss_at(loss, wrt, point)
 
         if self.precise:
             point = self.array(base)
@@ -273,15 +277,7 @@ class Evaluator:
         base = np.array(self.values[wrt], dtype=float)
 
         def at(point) -> Any:
-            values = dict(self.values)
-            values[wrt] = point
-            ev = Evaluator(values, self.dims, self.definitions, self.precise)
-            if self.precise:
-                ev.memo[wrt] = point
-            value = np.asarray(ev(loss))
-            if value.size != 1:
-                raise NoEvidence("the loss is not 1x1")
-            return value.reshape(-1)[0]
+            return self.loss_at(loss, wrt, point)
 
         if self.precise:
             point, v = self.array(base), self.array(direction)
