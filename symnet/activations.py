@@ -22,6 +22,7 @@ from fractions import Fraction
 
 import numpy as np
 import sympy as sp
+from sympy.core.sympify import _sympify
 
 from .errors import SpecError
 
@@ -83,7 +84,13 @@ class Activation:
                 value = sp.Symbol(f"{p.name}{suffix}", real=True)
             if p.positive and value.is_number and not value > 0:
                 raise SpecError(f"parameter {p.name} of {self.name} must be positive, got {value}")
-            bound.append((p.name, sp.sympify(value)))
+            try:
+                value = _sympify(value)  # strict: a string is refused, never parsed
+            except sp.SympifyError:
+                raise SpecError(
+                    f"parameter {p.name} of {self.name} must be a number or a SymPy expression, got {value!r}"
+                ) from None
+            bound.append((p.name, value))
         return BoundActivation(self, tuple(bound))
 
 
@@ -103,7 +110,7 @@ class BoundActivation:
     def body(self) -> sp.Expr:
         """The formula as a SymPy expression in :data:`Z`."""
         if "body" not in self._cache:
-            body = sp.sympify(self.record.formula(Z, **dict(self.params)))
+            body = _sympify(self.record.formula(Z, **dict(self.params)))
             self._cache["body"] = body
             _DISPLAY.setdefault(body, self)
         return self._cache["body"]

@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 import sympy as sp
+from sympy.core.sympify import _sympify
 from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
 from sympy.matrices.expressions.hadamard import HadamardPower, HadamardProduct
 
@@ -56,7 +57,7 @@ class Value:
 
 
 def _is_one(d: Any) -> bool:
-    return sp.sympify(d) == 1
+    return _sympify(d) == 1
 
 
 def _is_name(code: str) -> bool:
@@ -88,7 +89,7 @@ class ScalarPrinter:
         self.namespace = namespace
 
     def __call__(self, e: sp.Expr) -> str:
-        return self.print(sp.sympify(e))
+        return self.print(_sympify(e))
 
     def print(self, e: Any) -> str:
         if isinstance(e, sp.Symbol) or isinstance(e, sp.Dummy):
@@ -267,7 +268,7 @@ class _Generator:
         return name
 
     def dim(self, d: Any) -> str:
-        d = sp.sympify(d)
+        d = _sympify(d)
         if d.is_Integer:
             return str(int(d))
         if d in self.dims:
@@ -301,8 +302,8 @@ class _Generator:
             self.values[s] = Value(self.identifier(s), SHARED, s.shape)
         for s in [*p.batched, *p.parameters]:  # symbolic sizes, read off the arrays
             for axis, d in enumerate(s.shape):
-                for sym in sorted(sp.sympify(d).free_symbols, key=lambda v: v.name):
-                    if sym not in self.dims and sp.sympify(d) == sym:
+                for sym in sorted(_sympify(d).free_symbols, key=lambda v: v.name):
+                    if sym not in self.dims and _sympify(d) == sym:
                         batch_axis = 1 if s in p.batched else axis
                         self.dims[sym] = f"_{len(self.dims)}_{sym.name}"
                         self.lines.append(f"{self.dims[sym]} = {self.identifier(s)}.shape[{batch_axis}]")
@@ -640,7 +641,7 @@ class CompiledFunction:
             else:
                 expected = (rows, cols)
             for have, want, axis in zip(a.shape, expected, ("rows", "columns")):
-                if sp.sympify(want).is_Integer and have != int(want):
+                if _sympify(want).is_Integer and have != int(want):
                     raise ShapeError(f"{n} has {have} {axis}, expected {int(want)}")
             args.append(a)
         for n in self.scalars:

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import sympy as sp
+from sympy.core.sympify import _sympify
 from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
 
 from .activations import BoundActivation, parse_spec
@@ -69,7 +70,7 @@ def matmul(*factors: Any) -> sp.MatrixExpr:
     """A product kept in the order given (no evaluation, one factor returns itself).
 
     Shapes of neighbouring matrix factors must agree (symbnet.errors.ShapeError)."""
-    factors = [sp.sympify(f) for f in factors]
+    factors = [_sympify(f) for f in factors]
     factors = [f for f in factors if isinstance(f, sp.MatrixExpr) or f != 1]
     if len(factors) == 1:
         return factors[0]

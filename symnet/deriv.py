@@ -36,6 +36,7 @@ from typing import Any
 
 import sympy as sp
 from mpmath.libmp import prec_to_dps
+from sympy.core.sympify import _sympify
 from sympy.matrices.expressions.hadamard import HadamardProduct
 
 from . import activations
@@ -680,12 +681,12 @@ class _Builder:
             bound = record.bind(**values)
             fixed = dict(bound.params)
             if not _is_matrix(arg):
-                return self._scalar_result(sp.sympify(record.formula(arg, **fixed)), node)
+                return self._scalar_result(_sympify(record.formula(arg, **fixed)), node)
             if not any(v.has(activations.Z) for v in fixed.values()):
                 return apply_elementwise(bound, arg)
             # a parameter mentions the scalar z: keep it apart from the formula's variable
             var = sp.Dummy("z", real=True)
-            return elementwise(sp.Lambda(var, sp.sympify(record.formula(var, **fixed))), arg)
+            return elementwise(sp.Lambda(var, _sympify(record.formula(var, **fixed))), arg)
         except SymnetError as exc:
             raise self.fail(node, str(exc)) from None
 

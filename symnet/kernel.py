@@ -46,6 +46,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import sympy as sp
+from sympy.core.sympify import _sympify
 from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
 from sympy.matrices.expressions.hadamard import HadamardPower, HadamardProduct
 
@@ -78,7 +79,7 @@ class Unsupported(Exception):
 
 
 def _dim(d: Any) -> sp.Expr:
-    return d if isinstance(d, sp.Basic) else sp.sympify(d)
+    return d if isinstance(d, sp.Basic) else _sympify(d)
 
 
 def same_dim(a: Any, b: Any) -> bool:
@@ -648,7 +649,7 @@ class Normalizer:
             terms = {}
             for i in range(r):
                 for j in range(c):
-                    v = self.scalar(sp.sympify(e[i, j]))
+                    v = self.scalar(_sympify(e[i, j]))
                     if v != 0:
                         terms[(("unit", i, j, sp.Integer(r), sp.Integer(c)),)] = v
             return NF(sp.Integer(r), sp.Integer(c), terms)._guard()

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import sympy as sp
+from sympy.core.sympify import _sympify
 from sympy.matrices.expressions.hadamard import HadamardProduct
 
 from .activations import Activation
@@ -72,11 +73,11 @@ def _sse_grad(y, t):
 
 def _mse(y, t):
     r = _residual(y, t)
-    return sp.MatMul(1 / sp.sympify(y.cols), r, sp.Transpose(r), evaluate=False)
+    return sp.MatMul(1 / _sympify(y.cols), r, sp.Transpose(r), evaluate=False)
 
 
 def _mse_grad(y, t):
-    return sp.MatMul(2 / sp.sympify(y.cols), _residual(y, t), evaluate=False)
+    return sp.MatMul(2 / _sympify(y.cols), _residual(y, t), evaluate=False)
 
 
 def row_sums(y: sp.MatrixExpr) -> sp.MatrixExpr:

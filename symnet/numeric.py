@@ -19,6 +19,7 @@ from typing import Any
 import mpmath
 import numpy as np
 import sympy as sp
+from sympy.core.sympify import _sympify
 from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
 from sympy.matrices.expressions.hadamard import HadamardPower, HadamardProduct
 
@@ -80,7 +81,7 @@ class Evaluator:
 
     # -- scalars ---------------------------------------------------------
     def dim(self, d: Any) -> int:
-        d = sp.sympify(d)
+        d = _sympify(d)
         if d.is_Integer:
             n = int(d)
         else:
@@ -115,7 +116,7 @@ class Evaluator:
                 args.append(self.scalar_value(s))
         if self.precise:
             with mpmath.workdps(CONFIRM_DIGITS):
-                value = sp.sympify(e2).evalf(
+                value = _sympify(e2).evalf(
                     CONFIRM_DIGITS, subs={s: sp.Float(str(a), CONFIRM_DIGITS) for s, a in zip(symbols, args)}
                 )
             if not value.is_number:
@@ -160,7 +161,7 @@ class Evaluator:
             self.memo[e] = value
             return value
         if not isinstance(e, (sp.MatrixExpr, sp.MatrixBase)):
-            return self.scalar(sp.sympify(e))
+            return self.scalar(_sympify(e))
         if isinstance(e, sp.MatAdd):
             parts = [self(a) for a in e.args]
             shapes = {p.shape for p in parts}
@@ -218,7 +219,7 @@ class Evaluator:
             out = np.empty(e.shape, dtype=object if self.precise else float)
             for i in range(e.rows):
                 for j in range(e.cols):
-                    out[i, j] = self.scalar(sp.sympify(e[i, j]))
+                    out[i, j] = self.scalar(_sympify(e[i, j]))
             return out
         if isinstance(e, sp.Trace):
             m = self(e.arg)
@@ -399,7 +400,7 @@ class Samples:
             new = []
             for const in matrix_atoms(e, (sp.OneMatrix, sp.Identity, sp.ZeroMatrix)):
                 for d in const.shape:
-                    for dim in sorted(sp.sympify(d).free_symbols, key=_sort_key):
+                    for dim in sorted(_sympify(d).free_symbols, key=_sort_key):
                         if dim not in self._known:
                             self._known.add(dim)
                             self._dims.add(dim)
@@ -410,7 +411,7 @@ class Samples:
                 self._known.add(s)
                 if isinstance(s, sp.MatrixSymbol):
                     for d in s.shape:
-                        for dim in sorted(sp.sympify(d).free_symbols, key=_sort_key):
+                        for dim in sorted(_sympify(d).free_symbols, key=_sort_key):
                             if dim not in self._known:
                                 self._known.add(dim)
                                 self._dims.add(dim)

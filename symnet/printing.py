@@ -22,6 +22,7 @@ import re
 from typing import Any
 
 import sympy as sp
+from sympy.core.sympify import _sympify
 from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
 from sympy.matrices.expressions.hadamard import HadamardPower, HadamardProduct
 
@@ -185,7 +186,7 @@ class ExprPrinter:
             name = r"\operatorname{tr}" if style == "latex" else ("trace" if style == "sstr" else "tr")
             return name + self.paren(self(e.arg)), ATOM
         if isinstance(e, sp.MatrixBase):
-            rows = [[_scalar(sp.sympify(e[i, j]), style) for j in range(e.cols)] for i in range(e.rows)]
+            rows = [[_scalar(_sympify(e[i, j]), style) for j in range(e.cols)] for i in range(e.rows)]
             if style == "latex":
                 body = r" \\ ".join(" & ".join(r) for r in rows)
                 return r"\begin{bmatrix}" + body + r"\end{bmatrix}", ATOM

@@ -57,6 +57,7 @@ from typing import Any
 import mpmath
 import numpy as np
 import sympy as sp
+from sympy.core.sympify import _sympify
 
 from .activations import LAMBDIFY_NUMPY, BoundActivation, VectorActivation, Z
 
@@ -308,7 +309,7 @@ def _diff_cells(cells: tuple[_Cell, ...]) -> tuple[_Cell, ...]:
 
 def _same(a: Any, b: Any) -> bool | None:
     """True/False when a == b is decided (exactly, or at 40 digits for numbers); None if not."""
-    a, b = sp.sympify(a), sp.sympify(b)
+    a, b = _sympify(a), _sympify(b)
     if a == b:
         return True
     if isinstance(a, sp.AccumBounds) or isinstance(b, sp.AccumBounds):
