@@ -503,9 +503,40 @@ class _Generator:
         if arg.layout == SUMMED:
             raise CodegenError("a function of a batch sum")
         name = arg.code if _is_name(arg.code) else self.temp(arg.code)
+        stable = self.stable(_body(e.function), e.expr, name)
+        if stable is not None:
+            return Value(stable, arg.layout, e.shape)
         formula, extra = self.reuse(_body(e.function), e.expr)
         printer = ScalarPrinter({**self.names, _Z: name, **extra}, self.namespace)
         return Value(printer(formula), arg.layout, e.shape)
+
+    def stable(self, formula: sp.Expr, arg: Any, name: str) -> str | None:
+        """Code for the derivative of a catalogue activation that does not overflow:
+        ``g(f(z))`` when the catalogue derives f' in terms of the output
+        (``sigmoid' = y (1 - y)`` rather than ``exp(-z)/(1 + exp(-z))**2``, which is
+        NaN at z = -800), with ``f(z)`` reused when it was computed already.
+        None: print the formula as it is.  (The forward formulas stay as printed,
+        so the compiled code also runs on complex arrays, for complex-step checks.)
+        """
+        from .activations import Z
+
+        match = _catalogue_match(formula.xreplace({_Z: Z}))
+        if match is None or not match[1]:
+            return None
+        act = match[0]
+        if any(not v.is_number for _, v in act.params):
+            return None
+        from .properties import Y, derivative_in_output
+
+        g = derivative_in_output(act)
+        if g is None or g.free_symbols - {Y}:
+            return None
+        body = act.body.xreplace({Z: _Z})
+        y = next((n for f, n in self.applied.get(arg, []) if f == body), None)
+        if y is None:
+            y = self.temp(ScalarPrinter({**self.names, _Z: name}, self.namespace)(body))
+        ydummy = sp.Dummy("y")
+        return ScalarPrinter({**self.names, ydummy: y}, self.namespace)(g.xreplace({Y: ydummy}))
 
     def reuse(self, formula: sp.Expr, arg: Any) -> tuple[sp.Expr, dict]:
         """Write ``formula`` in a value already computed from the same argument, if cheaper
@@ -522,6 +553,26 @@ class _Generator:
 
 
 _Z = sp.Dummy("z")
+
+
+_MATCHES: dict = {}
+
+
+def _catalogue_match(formula: sp.Expr) -> tuple[Any, bool] | None:
+    """(activation, is_derivative) when ``formula`` (in the catalogue's z) is a
+    catalogue activation or the kernel's derivative of one, else None."""
+    from .activations import _DISPLAY, Z, describe  # the registry of formulas in use
+    from .kernel import elementwise_derivative
+
+    act = describe(formula)
+    if act is not None:
+        return act, False
+    for f, a in list(_DISPLAY.items()):
+        if f not in _MATCHES:
+            _MATCHES[f] = elementwise_derivative(sp.Lambda(Z, f)).expr
+        if _MATCHES[f] == formula and formula.has(Z):
+            return a, True
+    return None
 
 
 def _negated(term: Any) -> Any:

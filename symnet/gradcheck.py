@@ -248,7 +248,8 @@ def check(
                 if err > tol:
                     failures.append(Entry(name, tuple(int(i) for i in idx), a, numeric, right, left, err, tol))
             max_abs = max(max_abs, err)
-            max_rel = max(max_rel, err / max(abs(a), abs(numeric), noise))
+            denominator = max(abs(a), abs(numeric), noise)
+            max_rel = max(max_rel, err / denominator if denominator > 0 else (0.0 if err == 0 else float("inf")))
 
     result = None
     if taylor and wrt:
