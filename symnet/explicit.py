@@ -36,12 +36,6 @@ def _scale_var(p: Poly, v: int) -> Poly:
     return {tuple(sorted(m + (v,))): c for m, c in p.items()}
 
 
-def _scale_const(p: Poly, k: Any) -> Poly:
-    if k == 1:
-        return p
-    return {m: c * k for m, c in p.items()} if k != 0 else {}
-
-
 def _add_into(acc: Poly, p: Poly) -> None:
     for m, c in p.items():
         v = acc.get(m, 0) + c

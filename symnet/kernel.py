@@ -127,12 +127,6 @@ def _atom_shape(atom: tuple) -> tuple:
     return atom[-2], atom[-1]
 
 
-def _word_shape(word: tuple, nf: NF) -> tuple:
-    if not word:
-        return nf.shape
-    return _atom_shape(word[0])[0], _atom_shape(word[-1])[1]
-
-
 def _transpose_atom(atom: tuple) -> tuple:
     kind = atom[0]
     if kind == "sym":

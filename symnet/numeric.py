@@ -336,6 +336,11 @@ class Evaluator:
         return np.array(out)
 
 
+def _too_large_to_confirm(ev: Evaluator) -> bool:
+    """Object-array products are O(n^3) mpmath operations: beyond MAX_CONFIRM_DIM, don't."""
+    return any(v.ndim and max(v.shape) > MAX_CONFIRM_DIM for v in ev.values.values() if isinstance(v, np.ndarray))
+
+
 def _gradient_side(lhs: Any, rhs: Any) -> tuple[Any, Any]:
     """(the side that is a bare gradient node, the other side), or (None, None)."""
     is_grad = lambda e: type(e).__name__ == "Grad"  # noqa: E731 - the kernel's node
@@ -445,6 +450,13 @@ class Samples:
         self._filled[k] = len(self._order)
         return ev
 
+    def _instance_or_none(self, k: int, exprs: list) -> Evaluator | None:
+        """The evaluator of instance k, or None when it cannot be built (no evidence)."""
+        try:
+            return self._populate(k, exprs)
+        except Exception:  # noqa: BLE001 - no instance, no evidence
+            return None
+
     def compare(self, lhs: Any, rhs: Any) -> tuple[Any, dict | None]:
         """Evaluate both sides on the instances: (report, counterexample or None)."""
         from .kernel import NumericReport
@@ -453,17 +465,13 @@ class Samples:
         if grad is not None:
             return self._compare_gradient(grad, other, lhs is grad)
 
-        evaluated, worst, attempt = 0, 0.0, 0
-        disputed = False
-        k = 0
-        while evaluated < self.trials and attempt < self.trials * self.max_attempts:
-            attempt += 1
-            try:
-                ev = self._populate(k, [lhs, rhs])
-            except Exception:  # noqa: BLE001
-                k += 1
+        evaluated, worst, disputed = 0, 0.0, False
+        for k in range(self.trials * self.max_attempts):
+            if evaluated >= self.trials:
+                break
+            ev = self._instance_or_none(k, [lhs, rhs])
+            if ev is None:
                 continue
-            k += 1
             try:
                 with np.errstate(all="ignore"):
                     a, b = _as_matrix(ev(lhs)), _as_matrix(ev(rhs))
@@ -500,16 +508,14 @@ class Samples:
         from .kernel import NumericReport
 
         loss, wrt = grad.args
-        evaluated, worst, attempt, k, disputed = 0, 0.0, 0, 0, False
-        while evaluated < self.trials and attempt < self.trials * self.max_attempts:
-            attempt += 1
-            try:
-                ev = self._populate(k, [grad, other])
-            except Exception:  # noqa: BLE001
-                k += 1
+        evaluated, worst, disputed = 0, 0.0, False
+        for k in range(self.trials * self.max_attempts):
+            if evaluated >= self.trials:
+                break
+            ev = self._instance_or_none(k, [grad, other])
+            if ev is None:
                 continue
             rng = np.random.default_rng([self.seed, k, 7])
-            k += 1
             try:
                 with np.errstate(all="ignore"):
                     g = _as_matrix(ev(other))
@@ -547,7 +553,7 @@ class Samples:
         return NumericReport(evaluated, worst, not disputed), None
 
     def _confirm_directional(self, ev: Evaluator, loss: Any, wrt: Any, other: Any, V: np.ndarray) -> bool | None:
-        if any(v.ndim and max(v.shape) > MAX_CONFIRM_DIM for v in ev.values.values() if isinstance(v, np.ndarray)):
+        if _too_large_to_confirm(ev):
             return None
         precise = Evaluator(ev.values, ev.dims, self.definitions, precise=True)
         try:
@@ -562,7 +568,7 @@ class Samples:
 
     def _confirm(self, ev: Evaluator, lhs: Any, rhs: Any) -> bool | None:
         """Re-evaluate at 50 digits: True (they differ), False (equal), None (cannot tell)."""
-        if any(v.ndim and max(v.shape) > MAX_CONFIRM_DIM for v in ev.values.values() if isinstance(v, np.ndarray)):
+        if _too_large_to_confirm(ev):
             return None
         precise = Evaluator(ev.values, ev.dims, self.definitions, precise=True)
         try:
