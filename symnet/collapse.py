@@ -40,6 +40,11 @@ def _term_expr(term: Term) -> sp.MatrixExpr:
     return matmul(*(() if coeff == 1 else (coeff,)), *factors)
 
 
+def _plus_c(terms: list[Term], c: sp.Expr, width: Any) -> list[Term]:
+    """``terms + c 1[1 x width]``, the constant of an affine activation (none when c = 0)."""
+    return terms + ([(c, (sp.OneMatrix(1, width),))] if c != 0 else [])
+
+
 def _sum_expr(terms: list[Term]) -> sp.MatrixExpr:
     return matadd(*[_term_expr(t) for t in terms if t[0] != 0])
 
@@ -226,7 +231,7 @@ def _textbook_chain(net: Network, ctx: Context, first: int, last: int, Wp, bp) -
             chain.step(expr(z), f"definition of {net.h(k).name}", uses=[net.h(k)])
         else:
             chain.step(expr(net.layer_expr(k)), f"definition of {net.h(k).name}", uses=[net.h(k)])
-            form = [(a, (z,))] + ([(c, (sp.OneMatrix(1, layer.fan_out),))] if c != 0 else [])
+            form = _plus_c([(a, (z,))], c, layer.fan_out)
             affine_form = _sum_expr(form)
             chain.step(expr(affine_form), "affine activation f(z) = a z + c")
         new_rest = [(K * a, (layer.b,) + T)]
@@ -253,17 +258,14 @@ def _induction_chains(net: Network, ctx: Context, first: int, last: int, Wp, bp)
         a, c = _affine(net, k)
         Wk = sp.MatrixSymbol(f"W'_{{{k}}}", n_in, layer.fan_out)
         bk = sp.MatrixSymbol(f"b'_{{{k}}}", 1, layer.fan_out)
-        ones = sp.OneMatrix(1, layer.fan_out)
         if prev_W is None:
             w_def = _term_expr((a, (layer.W,)))
             b_parts = [(a, (layer.b,))]
         else:
             w_def = _term_expr((a, (prev_W, layer.W)))
             b_parts = [(a, (matadd(matmul(prev_b, layer.W), layer.b),))]
-        if c != 0:
-            b_parts.append((c, (ones,)))
         ctx.define(Wk, w_def)
-        ctx.define(bk, _sum_expr(b_parts))
+        ctx.define(bk, _sum_expr(_plus_c(b_parts, c, layer.fan_out)))
         chain = ChainBuilder(ctx, net.h(k), title=f"Layer {k}")
         hk_def = ctx.definitions[net.h(k)]
         chain.step(hk_def, f"definition of {net.h(k).name}", uses=[net.h(k)])
@@ -272,13 +274,11 @@ def _induction_chains(net: Network, ctx: Context, first: int, last: int, Wp, bp)
             chain.step(net.layer_expr(k, cur_in), "induction hypothesis", uses=[lemma])
         z = net.z(k, cur_in)
         if not _is_identity(net, k):
-            form = [(a, (z,))] + ([(c, (ones,))] if c != 0 else [])
+            form = _plus_c([(a, (z,))], c, layer.fan_out)
             chain.step(_sum_expr(form), "affine activation f(z) = a z + c")
         if lemma is not None:
             dist = [(a, (inp, prev_W, layer.W)), (a, (prev_b, layer.W)), (a, (layer.b,))]
-            if c != 0:
-                dist.append((c, (ones,)))
-            chain.step(_sum_expr(dist), "distributivity")
+            chain.step(_sum_expr(_plus_c(dist, c, layer.fan_out)), "distributivity")
         target = matadd(matmul(inp, Wk), bk)
         chain.step(target, f"definition of {Wk.name}, {bk.name}", uses=[Wk, bk])
         chain.where.extend([(Wk, ctx.definitions[Wk]), (bk, ctx.definitions[bk])])
@@ -442,14 +442,14 @@ def induction(affine: bool = False, trials: int = 3, seed: int = 0) -> Derivatio
     ctx = Context(trials=trials, seed=seed)
 
     def act(z, n):
-        return _sum_expr([(a, (z,))] + ([(c, (sp.OneMatrix(1, n),))] if affine else []))
+        return _sum_expr(_plus_c([(a, (z,))], c, n))
 
     # base case
     W1, b1, h1 = sp.MatrixSymbol("W_1", n0, n1), sp.MatrixSymbol("b_1", 1, n1), sp.MatrixSymbol("h_1", 1, n1)
     Wp1, bp1 = sp.MatrixSymbol("W'_1", n0, n1), sp.MatrixSymbol("b'_1", 1, n1)
     ctx.define(h1, act(matadd(matmul(x, W1), b1), n1))
     ctx.define(Wp1, _term_expr((a, (W1,))))
-    ctx.define(bp1, _sum_expr([(a, (b1,))] + ([(c, (sp.OneMatrix(1, n1),))] if affine else [])))
+    ctx.define(bp1, _sum_expr(_plus_c([(a, (b1,))], c, n1)))
     base = ChainBuilder(ctx, h1, title="Base case (one layer)")
     base.step(ctx.definitions[h1], "definition of h_1", uses=[h1])
     base.step(matadd(matmul(x, Wp1), bp1), "definition of W'_1, b'_1", uses=[Wp1, bp1])
@@ -464,11 +464,11 @@ def induction(affine: bool = False, trials: int = 3, seed: int = 0) -> Derivatio
     ctx.define(hk, matadd(matmul(x, Wk), bk))
     ctx.define(hk1, act(matadd(matmul(hk, W), b), nk1))
     ctx.define(Wk1, _term_expr((a, (Wk, W))))
-    ctx.define(bk1, _sum_expr([(a, (matadd(matmul(bk, W), b),))] + ([(c, (sp.OneMatrix(1, nk1),))] if affine else [])))
+    ctx.define(bk1, _sum_expr(_plus_c([(a, (matadd(matmul(bk, W), b),))], c, nk1)))
     step = ChainBuilder(ctx, hk1, title="Induction step: assume h_k = x W'_k + b'_k")
     step.step(ctx.definitions[hk1], "definition of h_{k+1}", uses=[hk1])
     step.step(act(matadd(matmul(matadd(matmul(x, Wk), bk), W), b), nk1), "induction hypothesis", uses=[hk])
-    dist = [(a, (x, Wk, W)), (a, (bk, W)), (a, (b,))] + ([(c, (sp.OneMatrix(1, nk1),))] if affine else [])
+    dist = _plus_c([(a, (x, Wk, W)), (a, (bk, W)), (a, (b,))], c, nk1)
     step.step(_sum_expr(dist), "distributivity")
     step.step(matadd(matmul(x, Wk1), bk1), "definition of W'_{k+1}, b'_{k+1}", uses=[Wk1, bk1])
     step.where.extend([(Wk1, ctx.definitions[Wk1]), (bk1, ctx.definitions[bk1])])
