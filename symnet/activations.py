@@ -187,6 +187,24 @@ def describe(body: sp.Expr) -> BoundActivation | None:
     return _DISPLAY.get(body)
 
 
+_DERIVATIVES: dict[sp.Expr, BoundActivation] = {}  # f' (in Z) -> f, for formulas in use
+_DIFFERENTIATED: list = []  # the registrations already differentiated, in order
+
+
+def describe_derivative(body: sp.Expr) -> BoundActivation | None:
+    """The catalogue activation ``f`` (one already used) whose derivative, as the
+    kernel takes it, is ``body``; None for constant derivatives and unknown bodies."""
+    from .kernel import elementwise_derivative  # the kernel's f', so proofs and code agree
+
+    registered = list(_DISPLAY.items())
+    for f, act in registered[len(_DIFFERENTIATED):]:
+        _DIFFERENTIATED.append(f)
+        d = elementwise_derivative(sp.Lambda(Z, f)).expr
+        if d.has(Z):
+            _DERIVATIVES.setdefault(d, act)
+    return _DERIVATIVES.get(body)
+
+
 # --------------------------------------------------------------------------
 # NumPy helpers.  Every NumPy form is written to stay finite and silent (no
 # overflow or invalid-value warnings) for |z| up to 1e3 and beyond: exponentials

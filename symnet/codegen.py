@@ -518,12 +518,11 @@ class _Generator:
         None: print the formula as it is.  (The forward formulas stay as printed,
         so the compiled code also runs on complex arrays, for complex-step checks.)
         """
-        from .activations import Z
+        from .activations import Z, describe_derivative
 
-        match = _catalogue_match(formula.xreplace({_Z: Z}))
-        if match is None or not match[1]:
+        act = describe_derivative(formula.xreplace({_Z: Z}))
+        if act is None:
             return None
-        act = match[0]
         if any(not v.is_number for _, v in act.params):
             return None
         from .properties import Y, derivative_in_output
@@ -553,26 +552,6 @@ class _Generator:
 
 
 _Z = sp.Dummy("z")
-
-
-_MATCHES: dict = {}
-
-
-def _catalogue_match(formula: sp.Expr) -> tuple[Any, bool] | None:
-    """(activation, is_derivative) when ``formula`` (in the catalogue's z) is a
-    catalogue activation or the kernel's derivative of one, else None."""
-    from .activations import _DISPLAY, Z, describe  # the registry of formulas in use
-    from .kernel import elementwise_derivative
-
-    act = describe(formula)
-    if act is not None:
-        return act, False
-    for f, a in list(_DISPLAY.items()):
-        if f not in _MATCHES:
-            _MATCHES[f] = elementwise_derivative(sp.Lambda(Z, f)).expr
-        if _MATCHES[f] == formula and formula.has(Z):
-            return a, True
-    return None
 
 
 def _negated(term: Any) -> Any:

@@ -26,7 +26,7 @@ from sympy.core.sympify import _sympify
 from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
 from sympy.matrices.expressions.hadamard import HadamardPower, HadamardProduct
 
-from .activations import describe
+from .activations import describe, describe_derivative
 
 ADD, MUL, POW, ATOM = 1, 2, 3, 4
 
@@ -209,7 +209,7 @@ class ExprPrinter:
             from .activations import Z
 
             (var,) = lam.variables
-            act = _derivative_of(lam.expr.xreplace({var: Z}))
+            act = describe_derivative(lam.expr.xreplace({var: Z}))
             if act is not None:
                 name = act.latex_name if self.style == "latex" else (
                     act.spec if self.style == "sstr" else act.text_name)
@@ -229,23 +229,6 @@ class ExprPrinter:
         if self.style == "latex":
             return rf"\left({sp.latex(var)} \mapsto {body}\right)"
         return f"({var} -> {body})"
-
-
-_DERIVATIVES: dict[sp.Expr, Any] = {}  # f' (a formula in Z) -> the activation f
-_DERIVATIVES_SEEN: list = []  # registered formulas already differentiated, in order
-
-
-def _derivative_of(body: sp.Expr) -> Any:
-    """The activation ``f`` registered with ``describe`` whose derivative ``f'`` is ``body``."""
-    from .activations import _DISPLAY, Z  # the describe() registry, read only
-
-    registered = list(_DISPLAY.items())
-    for f, act in registered[len(_DERIVATIVES_SEEN):]:  # new registrations, in order
-        _DERIVATIVES_SEEN.append(f)
-        d = sp.diff(f, Z)
-        if d.has(Z):  # constant derivatives are printed as numbers
-            _DERIVATIVES.setdefault(d, act)
-    return _DERIVATIVES.get(body)
 
 
 text = ExprPrinter("text")
