@@ -25,6 +25,8 @@ import sympy as sp
 from sympy.core.sympify import _sympify
 
 from .errors import SpecError
+from .kernel.bridge import formula
+from .kernel.terms import Fn, Term, num
 
 #: The scalar variable every formula is written in.
 Z = sp.Symbol("z", real=True)
@@ -252,9 +254,11 @@ LAMBDIFY_NUMPY: dict[str, Callable[..., np.ndarray]] = {
     "DiracDelta": lambda x, *k: np.where(np.asarray(x) == 0, np.nan, 0.0),
 }
 
-# SELU's constants (Klambauer et al. 2017), to 32 significant digits.
-SELU_LAMBDA = sp.Float("1.0507009873554804934193349852946", 32)
-SELU_ALPHA = sp.Float("1.6732632423543772848170429916717", 32)
+# SELU's constants (Klambauer et al. 2017), to 32 significant digits, as the exact
+# rationals those digits spell: a Float would absorb nearby rationals in
+# arithmetic (Float - Rational is computed at the Float's precision).
+SELU_LAMBDA = sp.Rational("1.0507009873554804934193349852946")
+SELU_ALPHA = sp.Rational("1.6732632423543772848170429916717")
 
 
 def _selu(z: sp.Expr, alpha: sp.Expr, **rest: sp.Expr) -> sp.Expr:
@@ -501,6 +505,28 @@ for _record in _RECORDS:
     CATALOGUE[_record.name] = _record
     for _alias in _record.aliases:
         CATALOGUE[_alias] = _record
+
+
+_FUNCTIONS: dict[str, Fn] = {}
+
+
+def function_of(record: Activation) -> Fn:
+    """The record as kernel data: its formula as a term in ``var`` and ``param`` i."""
+    fn = _FUNCTIONS.get(record.name)
+    if fn is None:
+        symbols = tuple(sp.Symbol(f"_p_{p.name}", real=True) for p in record.parameters)
+        body = _sympify(record.formula(Z, **{p.name: s for p, s in zip(record.parameters, symbols)}))
+        fn = _FUNCTIONS[record.name] = Fn(record.name, formula(body, Z, symbols),
+                                          len(record.parameters), latex=record.latex)
+    return fn
+
+
+def default_term(p: Parameter) -> Term:
+    """A parameter's default value as a term (a parameter without one has no default)."""
+    if p.default is None:
+        raise SpecError(f"parameter {p.name} has no default")
+    q = sp.Rational(p.default)
+    return num(Fraction(int(q.p), int(q.q)))
 
 
 def names() -> list[str]:

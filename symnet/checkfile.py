@@ -29,12 +29,12 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-import sympy as sp
-
 from .deriv import MAX_FILE_CHARS, DerivError, DerivFile, decode, parse
 from .derivation import Chain, ChainBuilder, Derivation, Step
 from .errors import ShapeError, SymnetError
 from .kernel import PROVED, REFUTED, UNPROVED, Check, Context
+from .kernel import terms as T
+from .kernel.terms import Term
 
 #: File name endings read as Markdown (their ``symnet`` fenced blocks are checked).
 MARKDOWN_SUFFIXES = (".md", ".markdown")
@@ -43,50 +43,105 @@ DERIV_SUFFIX = ".deriv"
 #: Matrices in counterexamples are shown up to this many rows and columns.
 SHOW_ENTRIES = 6
 
-_FENCE_OPEN = re.compile(r"^( {0,3})(`{3,}|~{3,})(.*)$")
-_FENCE_CLOSE = re.compile(r"^ {0,3}(`{3,}|~{3,})[ \t]*$")
-_HEADING = re.compile(r"^ {0,3}#{1,6}[ \t]+(.*?)[ \t#]*$")
+#: A line that would open a ``symnet`` fence (once container markers are gone).
+_SYMNET_OPENER = re.compile(r"^[ \t]*(?:`{3,}(?=[ \t]*symnet(?:[ \t][^`]*)?$)|~{3,}(?=[ \t]*symnet(?:[ \t].*)?$))")
+#: Blockquote markers, list markers and indentation in front of a line.
+_CONTAINER_PREFIX = re.compile(r"^(?:[ \t]*(?:>|[-+*](?=[ \t])|[0-9]{1,9}[.)](?=[ \t])))*")
+#: Block tokens that hold the lines of a document (everything else is a container).
+_LEAF_BLOCKS = frozenset({"paragraph_open", "heading_open", "fence", "code_block", "html_block", "hr"})
+_NEWLINE = re.compile(r"\r\n?|\n")
 
 
 # ---------------------------------------------------------------------------
 # Markdown
 
 
-def markdown_source(text: str) -> tuple[str, str, int]:
+def markdown_lines(text: str) -> list[str]:
+    """The lines of a Markdown text, split as a CommonMark parser splits them."""
+    return _NEWLINE.split(text)
+
+
+def _is_symnet(info: str) -> bool:
+    words = info.split()
+    return bool(words) and words[0] == "symnet"
+
+
+def _blank_prefix(original: str, content: str) -> str:
+    """``original`` with the part ``content`` lacks (container markers, indentation) made spaces."""
+    if original.endswith(content):
+        cut = len(original) - len(content)
+    else:  # a tab in the prefix, partly expanded by the parser
+        rest = content.lstrip(" \t")
+        cut = len(original) - len(rest) if original.endswith(rest) else max(len(original) - len(content), 0)
+    return " " * cut + original[cut:]
+
+
+def markdown_source(text: str, path: str = "<string>") -> tuple[str, str, int]:
     """The ``symnet`` blocks of a Markdown text as one derivation source.
 
-    Lines outside ``symnet`` fenced blocks become empty, so line numbers (and
-    columns) refer to the Markdown file; declarations carry over between
+    The blocks are the ones a CommonMark renderer shows as code: every fenced
+    code block (backticks or tildes) whose info string starts with the word
+    ``symnet``, at any depth inside blockquotes and lists, and an unclosed one
+    up to the end of its container.  Indented code blocks and fences inside
+    other fences are code, not blocks.  A ``symnet`` fence inside an HTML
+    comment or any other raw HTML block is hidden or not rendered as code, so
+    it is an error (:class:`~symnet.deriv.DerivError`), as is a ``symnet``
+    fence nested too deeply for the parser.
+
+    Lines outside ``symnet`` blocks become empty, and container prefixes
+    (``>`` markers, list indentation) become spaces, so line numbers and
+    columns refer to the Markdown file; declarations carry over between
     blocks.  Returns ``(source, title, number_of_blocks)``; the title is the
-    first heading.
+    text of the first heading (ATX or setext).
     """
-    lines = text.replace("\r\n", "\n").split("\n")
+    from markdown_it import MarkdownIt
+
+    lines = markdown_lines(text)
     out = [""] * len(lines)
-    title, blocks = "", 0
-    fence: tuple[str, int, bool] | None = None  # (char, length, is_symnet)
-    for i, line in enumerate(lines):
-        if fence is None:
-            m = _FENCE_OPEN.match(line)
-            if m:
-                marks, info = m.group(2), m.group(3).strip()
-                if marks[0] == "`" and "`" in info:
-                    continue  # not a fence (an inline code span)
-                word = info.split()[0] if info.split() else ""
-                is_symnet = word == "symnet"
-                blocks += is_symnet
-                fence = (marks[0], len(marks), is_symnet)
-                continue
-            h = _HEADING.match(line)
-            if h and not title:
-                title = h.group(1).strip()
-            continue
-        m = _FENCE_CLOSE.match(line)
-        if m and m.group(1)[0] == fence[0] and len(m.group(1)) >= fence[1]:
-            fence = None
-            continue
-        if fence[2]:
-            out[i] = line
-    return "\n".join(out), title, blocks
+    title: str | None = None
+    blocks = 0
+    covered = [False] * len(lines)
+    tokens = MarkdownIt("commonmark").parse(text)
+    for i, token in enumerate(tokens):
+        if token.type in _LEAF_BLOCKS and token.map:
+            for n in range(token.map[0], min(token.map[1], len(lines))):
+                covered[n] = True
+        if token.type == "heading_open" and title is None:
+            inline = tokens[i + 1] if i + 1 < len(tokens) else None
+            title = inline.content.strip() if inline is not None and inline.type == "inline" else ""
+        elif token.type == "fence" and _is_symnet(token.info) and token.map:
+            blocks += 1
+            first = token.map[0] + 1  # the line after the opening fence
+            for k, content in enumerate(token.content.split("\n")[:-1]):
+                n = first + k
+                if n < len(lines):
+                    out[n] = _blank_prefix(lines[n], content)
+        elif token.type == "html_block" and token.map:
+            comment = token.content.lstrip().startswith("<!--")
+            for k, content in enumerate(token.content.split("\n")):
+                if _SYMNET_OPENER.match(content):
+                    n = token.map[0] + k
+                    raise DerivError(path, n + 1, _marker_col(lines, n), _HTML_MESSAGE[comment])
+    for n, line in enumerate(lines):  # content the parser dropped (nested too deeply) but a renderer may show
+        if not covered[n] and _SYMNET_OPENER.match(line[_CONTAINER_PREFIX.match(line).end():]):
+            raise DerivError(path, n + 1, _marker_col(lines, n),
+                             "this symnet block is nested too deeply in blockquotes or lists to be read "
+                             "as the note is rendered; move it out of some of them")
+    return "\n".join(out), title or "", blocks
+
+
+_HTML_MESSAGE = {
+    True: "a symnet block inside an HTML comment is hidden when the note is rendered; "
+          "remove the comment or the block",
+    False: "a symnet block inside a raw HTML block is not rendered as code, so it is not checked; "
+           "put a blank line between the HTML and the block, or remove the block",
+}
+
+
+def _marker_col(lines: list[str], n: int) -> int:
+    line = lines[n] if n < len(lines) else ""
+    cols = [c for c in (line.find("```"), line.find("~~~")) if c >= 0]
+    return min(cols) + 1 if cols else 1
 
 
 def is_markdown(path: str) -> bool:
@@ -111,10 +166,18 @@ class StepResult:
     detail: str = ""
     counterexample: dict | None = None
     trials: int = 0
+    conditions: tuple = ()
 
     @property
     def ok(self) -> bool:
         return self.verdict == PROVED
+
+    @property
+    def shown(self) -> str:
+        """The verdict as a reader sees it, with its side conditions: ``proved, for u != 0``."""
+        if self.verdict == PROVED and self.conditions:
+            return "proved, for " + ", ".join(self.conditions)
+        return self.verdict
 
     def to_dict(self) -> dict:
         return {
@@ -125,6 +188,7 @@ class StepResult:
             "reason": self.reason,
             "detail": self.detail,
             "trials": self.trials,
+            "conditions": list(self.conditions),
             "counterexample": _json_safe(self.counterexample),
         }
 
@@ -290,7 +354,7 @@ def check_parsed(parsed: DerivFile, trials: int = 3, seed: int = 0) -> FileResul
             steps.append(StepResult(
                 line=spec.line, col=spec.col, start=spec.start, end=spec.end, expr=spec.text,
                 reason=spec.reason, verdict=check.verdict, detail=check.detail,
-                counterexample=counter, trials=check.numeric.trials,
+                counterexample=counter, trials=check.numeric.trials, conditions=check.conditions,
             ))
         chains.append(ChainResult(item.line, item.col, item.text, item.title, steps))
         chain = builder.build()
@@ -318,14 +382,13 @@ def _relevant(counter: dict, exprs: list, definitions: dict) -> dict:
     stack, seen = list(exprs), set()
     while stack:
         e = stack.pop()
-        if not isinstance(e, sp.Basic) or e in seen:
+        if not isinstance(e, Term) or e in seen:
             continue
         seen.add(e)
-        for s in e.free_symbols:
-            if isinstance(s, (sp.Symbol, sp.MatrixSymbol)) and not isinstance(s, sp.Dummy):
-                names.add(s.name)
-                if s in definitions:
-                    stack.append(definitions[s])
+        for s in T.symbols(e):
+            names.add(s.value)
+            if s in definitions:
+                stack.append(definitions[s])
     values = counter.get("values")
     if not isinstance(values, dict):
         return counter
@@ -337,12 +400,12 @@ def check_text(text: str, path: str = "<string>", markdown: bool | None = None,
     """Parse and check a derivation file's text (a Markdown text if ``markdown``)."""
     if markdown is None:
         markdown = is_markdown(path)
-    lines = text.replace("\r\n", "\n").split("\n")
+    lines = markdown_lines(text) if markdown else text.replace("\r\n", "\n").split("\n")
     title = ""
     source = text
-    if markdown:
-        source, title, _ = markdown_source(text)
     try:
+        if markdown:
+            source, title, _ = markdown_source(text, path=path)
         parsed = parse(source, path)
     except SymnetError as exc:
         return _error_result(path, exc, lines, title)
@@ -409,8 +472,10 @@ def _has_symnet_block(path: str) -> bool:
         return False
     try:
         with open(path, encoding="utf-8", errors="replace") as handle:
-            return markdown_source(handle.read(4 * MAX_FILE_CHARS))[2] > 0
-    except OSError:
+            return markdown_source(handle.read(4 * MAX_FILE_CHARS), path=path)[2] > 0
+    except DerivError:  # a hidden symnet block: checked, so that the error is reported
+        return True
+    except (OSError, RecursionError, MemoryError):
         return False
 
 
@@ -550,9 +615,9 @@ def file_text(result: FileResult, verbose: bool = False) -> list[str]:
                     out.append(f"    (checked against the expression on line {previous_line})")
                 if step.counterexample:
                     out += counterexample_lines(step.counterexample)
-            elif verbose:
+            elif verbose or step.conditions:
                 tail = f"  ({step.reason})" if step.reason else ""
-                out.append(f"{loc}: step proved{tail}")
+                out.append(f"{loc}: step {step.shown}{tail}")
             previous_line = step.line
     counts = result.counts()
     total = sum(counts.values())

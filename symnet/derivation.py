@@ -16,7 +16,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from .kernel import PROVED, REFUTED, UNPROVED, Check, Context
+from .kernel import PROVED, REFUTED, UNPROVED, Check, Context, issued
 
 
 @dataclass(frozen=True)
@@ -33,7 +33,8 @@ class Step:
 
     @property
     def ok(self) -> bool:
-        return self.check.verdict == PROVED
+        """Proved by this kernel: a verdict it issued, not one that merely says so."""
+        return issued(self.check)
 
     @property
     def counterexample(self) -> dict | None:
@@ -94,7 +95,8 @@ class Derivation:
 
     @property
     def ok(self) -> bool:
-        return self.verdict == PROVED
+        """Every step proved by this kernel (vacuously true for no steps)."""
+        return all(s.ok for s in self.steps)
 
     # views -------------------------------------------------------------
     def to_text(self) -> str:

@@ -27,6 +27,11 @@ from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
 from sympy.matrices.expressions.hadamard import HadamardPower, HadamardProduct
 
 from .activations import describe, describe_derivative
+from .kernel.printer import text as term_text
+from .kernel.terms import Term
+
+#: Text names of catalogue functions as a blackboard shows them.
+_TEXT_NAMES = {"sigmoid": "σ", "identity": "id"}
 
 ADD, MUL, POW, ATOM = 1, 2, 3, 4
 
@@ -110,6 +115,8 @@ class ExprPrinter:
 
     def print(self, e: Any) -> tuple[str, int]:
         style = self.style
+        if isinstance(e, Term):
+            return self.term(e)
         if isinstance(e, sp.MatrixSymbol):
             return (symbol_latex(e.name) if style == "latex" else e.name), ATOM
         if isinstance(e, sp.MatAdd):
@@ -196,6 +203,131 @@ class ExprPrinter:
             s = _scalar(e, style)
             return s, ADD if isinstance(e, sp.Add) else (MUL if isinstance(e, sp.Mul) else ATOM)
         return str(e), ATOM
+
+    # -- terms: what the author wrote, printed as written ------------------------
+    def term(self, t: Term) -> tuple[str, int]:
+        style, op, a = self.style, t.op, t.args
+        if style == "sstr":
+            return term_text(t), ADD
+        latex = style == "latex"
+        if op == "num":
+            q = t.value
+            if q.denominator == 1:
+                return str(q.numerator), (ATOM if q >= 0 else ADD)
+            if latex:
+                sign = "-" if q < 0 else ""
+                return rf"{sign}\frac{{{abs(q.numerator)}}}{{{q.denominator}}}", (ATOM if q >= 0 else ADD)
+            return f"{q.numerator}/{q.denominator}", MUL
+        if op == "const":
+            return ((r"\pi" if t.value == "pi" else "e") if latex else t.value), ATOM
+        if op == "sym":
+            if latex:
+                return symbol_latex(t.value, bold=t.is_matrix), ATOM
+            return t.value, ATOM
+        if op == "dim":
+            return (symbol_latex(t.value, bold=False) if latex else t.value), ATOM
+        if op == "var":
+            return "z", ATOM
+        if op == "add":
+            parts = [self.wrap(a[0], ADD)]
+            for x in a[1:]:
+                if x.op == "neg":
+                    parts.append(" - " + self.wrap(x.args[0], MUL))
+                elif x.op == "num" and x.value < 0:
+                    parts.append(" - " + self.term(Term("num", value=-x.value))[0])
+                else:
+                    parts.append(" + " + self.wrap(x, ADD + 1))
+            return "".join(parts), ADD
+        if op == "sub":
+            return f"{self.wrap(a[0], ADD)} - {self.wrap(a[1], MUL)}", ADD
+        if op == "neg":
+            return "-" + self.wrap(a[0], MUL), ADD
+        if op == "mul":
+            sep = " "
+            pieces = []
+            for i, x in enumerate(a):
+                level = MUL + 1 if x.op == "had" else MUL
+                s_, own = self.print(x)
+                if own < level or (i and x.op == "num" and x.value < 0):
+                    s_ = self.paren(s_)
+                pieces.append(s_)
+            return sep.join(pieces), MUL
+        if op == "div":
+            if latex:
+                return rf"\frac{{{self(a[0])}}}{{{self(a[1])}}}", ATOM
+            return f"{self.wrap(a[0], MUL)}/{self.wrap(a[1], POW)}", MUL
+        if op in ("pow", "hadpow"):
+            base, k = self.wrap(a[0], ATOM), self(a[1])
+            if op == "hadpow":
+                return (f"{base}^{{\\circ {k}}}" if latex else f"{base}^(o{k})"), POW
+            if latex:
+                return f"{base}^{{{k}}}", POW
+            return f"{base}^{self.wrap(a[1], ATOM)}", POW
+        if op == "T":
+            inner = self.wrap(a[0], ATOM)
+            return inner + (r"^{\top}" if latex else "^T"), POW
+        if op == "had":
+            sign = r" \odot " if latex else " ⊙ "
+            return sign.join(self.wrap(x, MUL + 1) for x in a), MUL
+        if op == "prim":
+            return self._prim_term(t)
+        if op == "apply":
+            fn = t.value
+            primes = "'" * fn.order
+            if latex:
+                name = (fn.latex or (rf"\operatorname{{{fn.name}}}" if len(fn.name) > 1 else fn.name)) + primes
+            else:
+                act = _TEXT_NAMES.get(fn.name, fn.name)
+                name = act + primes
+            args = [self(a[0])] + [self(p) for p in a[1:]]
+            return name + self.paren(", ".join(args)), ATOM
+        if op in ("ones", "eye", "zeros"):
+            if latex:
+                return {"ones": r"\mathbf{1}", "eye": r"\mathbf{I}", "zeros": r"\mathbf{0}"}[op], ATOM
+            return {"ones": "1", "eye": "I", "zeros": "0"}[op], ATOM
+        if op == "trace":
+            name = r"\operatorname{tr}" if latex else "tr"
+            return name + self.paren(self(a[0])), ATOM
+        if op == "sum":
+            name = r"\operatorname{sum}" if latex else "sum"
+            return name + self.paren(self(a[0])), ATOM
+        if op == "grad":
+            if latex:
+                return rf"\frac{{\partial {self.wrap(a[0], ATOM)}}}{{\partial {self(a[1])}}}", ATOM
+            return f"d{self.wrap(a[0], ATOM)}/d{self(a[1])}", ATOM
+        if op == "diff":
+            k, v, body = t.value, self(a[1]), self(a[0])
+            if latex:
+                top = "d" if k == 1 else f"d^{{{k}}}"
+                bottom = f"d {v}" if k == 1 else f"d {v}^{{{k}}}"
+                return rf"\frac{{{top}}}{{{bottom}}}" + self.paren(body), ATOM
+            return (f"d/d{v}" if k == 1 else f"d^{k}/d{v}^{k}") + self.paren(body), ATOM
+        if op == "matrix":
+            r, c = t.shape
+            rows = [[self(a[i * c + j]) for j in range(c)] for i in range(r)]
+            if latex:
+                return r"\begin{bmatrix}" + r" \\ ".join(" & ".join(x) for x in rows) + r"\end{bmatrix}", ATOM
+            return "[" + ", ".join("[" + ", ".join(x) + "]" for x in rows) + "]", ATOM
+        return term_text(t), ATOM
+
+    def _prim_term(self, t: Term) -> tuple[str, int]:
+        name, a, latex = t.value, t.args, self.style == "latex"
+        if name == "exp" and latex:
+            return f"e^{{{self(a[0])}}}", POW
+        if name == "sqrt" and latex:
+            return rf"\sqrt{{{self(a[0])}}}", ATOM
+        if name == "abs":
+            return (rf"\left|{self(a[0])}\right|" if latex else f"|{self(a[0])}|"), ATOM
+        if name == "heaviside":
+            shown = r"\operatorname{step}" if latex else "step"
+            return shown + self.paren(self(a[0])), ATOM
+        if latex:
+            known = {"log": r"\log", "sin": r"\sin", "cos": r"\cos", "tan": r"\tan", "tanh": r"\tanh",
+                     "sinh": r"\sinh", "cosh": r"\cosh", "atan": r"\arctan", "max": r"\max", "min": r"\min"}
+            shown = known.get(name, rf"\operatorname{{{name}}}")
+        else:
+            shown = name
+        return shown + self.paren(", ".join(self(x) for x in a)), ATOM
 
     def function_name(self, lam: sp.Lambda) -> str:
         act = describe(lam.expr)

@@ -160,7 +160,7 @@ class DerivFile(pytest.File):
             text = self._text()
             source = text
             if self.is_markdown:
-                source, _, blocks = markdown_source(text)
+                source, _, blocks = markdown_source(text, path=self.shown_path)
                 if not blocks:
                     return
             parsed = parse(source, self.shown_path)

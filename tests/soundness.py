@@ -512,6 +512,141 @@ def _numbers(value: Any) -> list:
     return out
 
 
+# ---- terms (what .deriv files parse to) as explicit SymPy, for this reference only ----
+
+_REF_Z = sp.Symbol("_ref_z", real=True)
+_REF_PRIMS = {
+    "exp": sp.exp, "log": sp.log, "sqrt": sp.sqrt, "abs": sp.Abs, "sin": sp.sin, "cos": sp.cos,
+    "tan": sp.tan, "tanh": sp.tanh, "sinh": sp.sinh, "cosh": sp.cosh, "atan": sp.atan,
+    "asinh": sp.asinh, "erf": sp.erf, "erfc": sp.erfc, "sign": sp.sign, "sinc": sp.sinc,
+    "dirac": sp.DiracDelta,
+}
+
+
+def _ref_standin(name: str, order: int) -> sp.Expr:
+    """A concrete smooth function for a declared one (the reference's own choice)."""
+    k = sum(map(ord, name)) % 7
+    f = sp.cos(sp.Rational(3 + k, 5) * _REF_Z - sp.Rational(1, 4)) + _REF_Z**3 / (5 + k)
+    return sp.diff(f, _REF_Z, order) if order else f
+
+
+def _ref_dim(d: Any) -> Any:
+    return sp.Integer(d) if isinstance(d, int) else sp.Symbol(str(d), integer=True, positive=True)
+
+
+def to_sympy(t: Any, definitions: dict, memo: dict | None = None, env: tuple | None = None) -> Any:
+    """A term as a SymPy expression: scalar definitions inlined, matrix ones kept as
+    symbols (``_unfold`` replaces them), declared functions by a concrete stand-in."""
+    memo = {} if memo is None else memo
+    key = (t, env is not None)
+    if env is None and key in memo:
+        return memo[key]
+    r = lambda x: to_sympy(x, definitions, memo, env)  # noqa: E731
+    op, a = t.op, t.args
+    if op == "num":
+        out = sp.Rational(t.value.numerator, t.value.denominator)
+    elif op == "const":
+        out = sp.pi if t.value == "pi" else sp.E
+    elif op == "dim":
+        out = _ref_dim(t.value)
+    elif op == "var":
+        out = env[0]
+    elif op == "param":
+        out = env[1][t.value]
+    elif op == "sym":
+        if t.shape is not None:
+            out = sp.MatrixSymbol(str(t.value), _ref_dim(t.shape[0]), _ref_dim(t.shape[1]))
+        elif t in definitions:
+            out = r(definitions[t])
+        else:
+            out = sp.Symbol(str(t.value), positive=True) if type(t.value) is not str else sp.Symbol(t.value, real=True)
+    elif op == "add":
+        out = sp.Add(*map(r, a)) if t.shape is None else sp.MatAdd(*map(r, a)).doit()
+    elif op == "sub":
+        out = r(a[0]) - r(a[1])
+    elif op == "neg":
+        out = -r(a[0])
+    elif op == "mul":
+        out = r(a[0])
+        for x in a[1:]:
+            out = out * r(x)
+    elif op == "div":
+        out = r(a[0]) * (1 / r(a[1])) if t.shape is not None else r(a[0]) / r(a[1])
+    elif op == "pow":
+        out = sp.MatPow(r(a[0]), r(a[1])).doit() if t.shape is not None else r(a[0]) ** r(a[1])
+    elif op == "T":
+        out = r(a[0]).T
+    elif op == "had":
+        out = sp.hadamard_product(*map(r, a))
+    elif op == "hadpow":
+        out = sp.HadamardPower(r(a[0]), r(a[1]))
+    elif op in ("prim", "apply"):
+        if op == "prim":
+            if t.value in ("max", "min"):
+                out = (sp.Max if t.value == "max" else sp.Min)(*map(r, a))
+                memo[key] = out
+                return out
+            if t.value == "heaviside":
+                body = sp.Heaviside(_REF_Z, r(a[1]))
+            else:
+                body = _REF_PRIMS[t.value](_REF_Z)
+        else:
+            fn = t.value
+            if fn.formula is None:
+                body = _ref_standin(fn.name, fn.order)
+            else:
+                params = [r(p) for p in a[1:]]
+                body = to_sympy(fn.formula, definitions, {}, (_REF_Z, params))
+        arg = r(a[0])
+        if t.shape is None:
+            out = body.xreplace({_REF_Z: arg})
+        else:
+            from symnet.composer import elementwise
+
+            out = elementwise(sp.Lambda(_REF_Z, body), arg)
+    elif op == "ones":
+        out = sp.OneMatrix(*map(_ref_dim, t.shape))
+    elif op == "zeros":
+        out = sp.ZeroMatrix(*map(_ref_dim, t.shape))
+    elif op == "eye":
+        out = sp.Identity(_ref_dim(t.shape[0]))
+    elif op == "trace":
+        out = sp.Trace(r(a[0]))
+    elif op == "sum":
+        m = r(a[0])
+        out = sp.Trace(sp.OneMatrix(m.cols, m.rows) * m)
+    elif op == "diff":
+        out = sp.Derivative(r(a[0]), (r(a[1]), t.value)).doit()
+    elif op == "matrix":
+        rows, cols = t.shape
+        out = sp.ImmutableMatrix(rows, cols, list(map(r, a)))
+    elif op == "grad":
+        from symnet.kernel import Grad
+
+        out = Grad(r(a[0]), r(a[1]))
+    elif op == "piecewise":
+        out = sp.Piecewise(*[(r(a[i]), r(a[i + 1])) for i in range(0, len(a), 2)])
+    elif op in ("lt", "le", "gt", "ge", "eq", "ne"):
+        rel = {"lt": sp.Lt, "le": sp.Le, "gt": sp.Gt, "ge": sp.Ge, "eq": sp.Eq, "ne": sp.Ne}[op]
+        out = rel(r(a[0]), r(a[1]))
+    elif op == "true":
+        out = sp.true
+    elif op in ("and", "or", "not"):
+        out = {"and": sp.And, "or": sp.Or, "not": sp.Not}[op](*map(r, a))
+    else:
+        raise Undecided(f"term {op}")
+    if env is None:
+        memo[key] = out
+    return out
+
+
+def _from_terms(lhs: Any, rhs: Any, definitions: dict) -> tuple:
+    memo: dict = {}
+    defs = {to_sympy(k, definitions, memo): to_sympy(v, definitions, memo)
+            for k, v in definitions.items() if k.shape is not None}
+    return to_sympy(lhs, definitions, memo), to_sympy(rhs, definitions, memo), defs
+
+
 def differs(lhs: Any, rhs: Any, definitions: dict | None = None, trials: int = 4, seed: int = 0) -> bool | None:
     """Whether ``lhs = rhs`` is false, decided independently of symnet's kernel.
 
@@ -519,6 +654,13 @@ def differs(lhs: Any, rhs: Any, definitions: dict | None = None, trials: int = 4
     not fit); False: equal on every instance tried; None: no instance could be evaluated.
     """
     definitions = definitions or {}
+    from symnet.kernel.terms import Term
+
+    if isinstance(lhs, Term) or isinstance(rhs, Term):
+        try:
+            lhs, rhs, definitions = _from_terms(lhs, rhs, definitions)
+        except (Undecided, TypeError, ValueError, sp.matrices.exceptions.ShapeError):
+            return None
     try:
         lhs, rhs = _unfold(lhs, definitions), _unfold(rhs, definitions)
     except sp.matrices.exceptions.ShapeError:
@@ -750,7 +892,7 @@ def deriv_steps(text: str, path: str = "<string>") -> list[DerivStep]:
         for i in range(chain.line, last + 1):
             base[i - 1] = ""
     matrices = frozenset(n for n, d in parsed.names.items()
-                         if d.kind == "matrix" or (d.kind == "define" and isinstance(d.value, sp.MatrixExpr)))
+                         if d.kind == "matrix" or (d.kind == "define" and getattr(d.value, "is_matrix", False)))
     functions = tuple(n for n, d in parsed.names.items() if d.kind == "function")
     out = []
     for chain in parsed.chains:

@@ -122,8 +122,10 @@ def test_step_takes_the_value_one_at_zero_not_sympys_one_half():
 def test_selu_constants_carry_enough_digits():
     lam = dict(parse_spec("selu").params)["lambda"]
     alpha = dict(parse_spec("selu").params)["alpha"]
-    assert str(lam).startswith("1.05070098735548049341933498529")
-    assert str(alpha).startswith("1.67326324235437728481704299167")
+    # exact rationals of the published 32 digits: a Float would absorb nearby rationals
+    assert lam.is_Rational and alpha.is_Rational
+    assert lam == sp.Rational("1.0507009873554804934193349852946")
+    assert alpha == sp.Rational("1.6732632423543772848170429916717")
     assert float(lam) == 1.0507009873554805
     assert float(alpha) == 1.6732632423543772
 

@@ -1,0 +1,371 @@
+"""The trusted base: the only code that may mark a step ``proved``.
+
+It imports nothing else from symnet.  Its parts:
+
+* :mod:`.terms`   what the user wrote, as immutable data;
+* :mod:`.normal`  terms translated into a normal form, with side conditions;
+* :mod:`.scalar`  the ladder of exact scalar zero tests;
+* :mod:`.judge`   the independent numeric judge (NumPy and mpmath, no SymPy);
+* :mod:`.bridge`  SymPy expressions built by symnet's own code, read as terms.
+
+A step claims ``lhs = rhs``.  The verdict is
+
+* ``proved``   - both sides have the same normal form (under the side conditions
+  the verdict states, such as ``u != 0``) *and* the numeric judge agrees on
+  evaluated instances;
+* ``refuted``  - an instance where the sides differ by more than round-off can
+  explain, confirmed at high precision (the instance is returned);
+* ``unproved`` - anything else.  Honest incompleteness; never a guess.
+
+Only this module constructs a proved :class:`Check` (as only HOL Light's
+kernel builds a ``thm``): the constructor demands a token private to it, and
+:func:`issued` tells a genuine verdict from a look-alike.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import sympy as sp
+
+from . import normal, terms
+from .bridge import Grad, Reader
+from .errors import BudgetError, ShapeError, SymnetError, Unsupported
+from .judge import Judge, Opinion
+from .normal import MAX_TERMS, NF, Translator, Undefined, clean, elementwise_derivative, fmt_shape
+from .scalar import SCALAR_BUDGET, scalar_is_zero, time_limit
+from .terms import Term
+
+PROVED, REFUTED, UNPROVED = "proved", "refuted", "unproved"
+
+#: Seconds allowed for the whole symbolic decision of one step.
+STEP_BUDGET = 20.0
+
+_SEAL = object()
+_ISSUED: weakref.WeakSet = weakref.WeakSet()
+
+
+@dataclass(frozen=True)
+class NumericReport:
+    """The numeric judge's opinion on one step, as plain data."""
+
+    trials: int = 0
+    max_abs_error: float = 0.0
+    agree: bool = True
+    detail: str = ""
+
+
+class Check:
+    """The kernel's verdict on ``lhs = rhs``; only the kernel creates ``proved``.
+
+    ``conditions`` are the side conditions a proved step holds under (as text,
+    such as ``u != 0``); ``counterexample`` is the confirmed instance of a
+    refuted step.
+    """
+
+    __slots__ = ("verdict", "detail", "numeric", "counterexample", "conditions", "__weakref__")
+
+    def __init__(self, verdict: str, detail: str = "", numeric: NumericReport | None = None,
+                 counterexample: dict | None = None, conditions: tuple = (), *, _seal: object = None):
+        if verdict not in (PROVED, REFUTED, UNPROVED):
+            raise ValueError(f"unknown verdict {verdict!r}")
+        if verdict == PROVED and _seal is not _SEAL:
+            raise PermissionError("only the kernel can mark a step proved")
+        for name, value in (("verdict", verdict), ("detail", detail),
+                            ("numeric", numeric or NumericReport()), ("counterexample", counterexample),
+                            ("conditions", tuple(conditions))):
+            object.__setattr__(self, name, value)
+        if verdict == PROVED:
+            _ISSUED.add(self)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError("a verdict is immutable")
+
+    def __reduce__(self):  # a proved verdict does not survive pickling as proved
+        verdict = self.verdict if self.verdict != PROVED else UNPROVED
+        detail = self.detail if self.verdict != PROVED else "proved in another process: " + self.detail
+        return (Check, (verdict, detail, self.numeric, self.counterexample, self.conditions))
+
+    # identity, not value: a look-alike of a genuine verdict is not that verdict
+    __eq__ = object.__eq__
+    __hash__ = object.__hash__
+
+    def __repr__(self) -> str:
+        return f"Check({self.verdict!r}, {self.detail!r})"
+
+    @property
+    def ok(self) -> bool:
+        return self.verdict == PROVED and self in _ISSUED
+
+    @property
+    def shown(self) -> str:
+        """The verdict as a reader sees it: ``proved, for u != 0``."""
+        if self.verdict == PROVED and self.conditions:
+            return "proved, for " + ", ".join(self.conditions)
+        return self.verdict
+
+
+def issued(check: Any) -> bool:
+    """True iff ``check`` is a proved verdict this kernel issued (not a look-alike)."""
+    return isinstance(check, Check) and check.verdict == PROVED and check in _ISSUED
+
+
+@dataclass(frozen=True)
+class Lemma:
+    """A proven equation ``sym = expr`` that later steps may cite in ``uses``."""
+
+    sym: Term
+    expr: Term
+
+
+def as_term(e: Any, reader: Reader | None = None) -> Term:
+    """A term for a term, or for a SymPy expression built by symnet's own code."""
+    if isinstance(e, Term):
+        return e
+    return (reader or Reader())(e)
+
+
+class Context:
+    """Definitions, proven facts and the random instances a derivation is checked on.
+
+    ``define`` introduces a fresh symbol for an expression (a conservative
+    extension); ``check`` decides a step; ``lemma`` hands back a proven
+    equation ``sym = expr`` once the facts checked so far connect the two.
+    """
+
+    def __init__(self, trials: int = 3, seed: int = 0):
+        #: the definitions as the caller gave them (symbol -> expression)
+        self.definitions: dict = {}
+        #: the same definitions as terms: what the kernel and the judge use
+        self.term_definitions: dict[Term, Term] = {}
+        self.judge = Judge(self.term_definitions, trials=trials, seed=seed)
+        self._parent: dict = {}
+        self._full = Translator(definitions=self.term_definitions)
+        self._reader = Reader()  # one per context: two SymPy symbols may not share a name
+
+    # -- facts: union-find over terms proven equal ------------------------------
+    def _find(self, e: Any) -> Any:
+        parent = self._parent
+        root = e
+        while parent.get(root, root) != root:
+            root = parent[root]
+        while parent.get(e, e) != root:
+            parent[e], e = root, parent[e]
+        return root
+
+    def _union(self, a: Any, b: Any) -> None:
+        ra, rb = self._find(a), self._find(b)
+        if ra != rb:
+            self._parent[ra] = rb
+
+    def define(self, sym: Any, expr: Any) -> Any:
+        """Introduce ``sym := expr``; ``sym`` must be new and of the same shape."""
+        s, e = as_term(sym, self._reader), as_term(expr, self._reader)
+        if s.op != "sym":
+            raise ShapeError("only a name can be defined")
+        if s in self.term_definitions:
+            raise ShapeError(f"{s.value} is already defined")
+        if s.shape != e.shape and not ({s.shape, e.shape} <= {None, (1, 1)}):
+            raise ShapeError(f"{s.value} is {terms.fmt_shape(s.shape)} but its definition is "
+                             f"{terms.fmt_shape(e.shape)}")
+        if s in _reachable_symbols(e, self.term_definitions):
+            raise ShapeError(f"definition of {s.value} refers to itself")
+        self.term_definitions[s] = e
+        self.definitions[sym] = expr
+        self._union(s, e)
+        return sym
+
+    def lemma(self, sym: Any, expr: Any) -> Lemma:
+        """The proven equation ``sym = expr``; raises unless a proved chain links them."""
+        s, e = as_term(sym, self._reader), as_term(expr, self._reader)
+        if self._find(s) != self._find(e):
+            raise ValueError(f"{s} = {e} has not been proved in this context")
+        return Lemma(s, e)
+
+    # -- deciding a step ----------------------------------------------------
+    def check(self, lhs: Any, rhs: Any, uses: Iterable[Any] | None = None) -> Check:
+        """Decide ``lhs = rhs``, unfolding the cited definitions and lemmas."""
+        try:
+            left, right = as_term(lhs, self._reader), as_term(rhs, self._reader)
+        except Unsupported as exc:
+            return Check(UNPROVED, f"outside the decided fragment: {exc}")
+        if left.shape != right.shape and not ({left.shape, right.shape} <= {None, (1, 1)}):
+            # two things of different shapes are not equal (where named dimensions
+            # happen to coincide the judge may find different values as well)
+            shapes = f"the sides have shapes {terms.fmt_shape(left.shape)} and {terms.fmt_shape(right.shape)}"
+            if not all(isinstance(d, int) for d in left.shape + right.shape):
+                try:  # where the named dimensions coincide, the values may differ too
+                    opinion = self.judge._compare(left, right, False)
+                except Exception:  # noqa: BLE001 - sizes that differ: no values to show
+                    opinion = None
+                if opinion is not None and opinion.counterexample is not None:
+                    return Check(REFUTED, opinion.counterexample["reason"], _report(opinion),
+                                 opinion.counterexample)
+            counter = {"reason": shapes, "values": {}, "lhs": None, "rhs": None, "difference": None}
+            return Check(REFUTED, shapes, NumericReport(detail=shapes), counter)
+        # numbers first: a confirmed counterexample settles the step at once
+        opinion = self.judge.compare(left, right)
+        if opinion.counterexample is not None:
+            return Check(REFUTED, opinion.counterexample.get("reason", opinion.detail),
+                         _report(opinion), opinion.counterexample)
+        same, detail, conditions, definite = self._symbolic(left, right, uses)
+        if not same:
+            if definite:  # the normal forms differ exactly: look closer for a tiny difference
+                closer = self.judge.compare(left, right, precise=True)
+                if closer.counterexample is not None:
+                    return Check(REFUTED, closer.counterexample.get("reason", closer.detail),
+                                 _report(closer), closer.counterexample)
+            return Check(UNPROVED, detail + _opinion_note(opinion), _report(opinion))
+        if opinion.trials == 0:
+            return Check(UNPROVED, detail + "; no numeric instance could be evaluated by the judge"
+                         + (f" ({opinion.detail})" if opinion.detail else ""), _report(opinion))
+        if not opinion.agree:
+            return Check(UNPROVED, detail + "; a numeric disagreement could not be resolved", _report(opinion))
+        self._union(left, right)
+        return Check(PROVED, detail, _report(opinion), conditions=conditions, _seal=_SEAL)
+
+    def _symbolic(self, lhs: Term, rhs: Term, uses: Iterable[Any] | None) -> tuple:
+        try:
+            with time_limit(STEP_BUDGET):
+                return self._symbolic_unbounded(lhs, rhs, uses)
+        except TimeoutError:
+            return False, f"no symbolic decision within {STEP_BUDGET:g} s", (), False
+
+    def _symbolic_unbounded(self, lhs: Term, rhs: Term, uses: Iterable[Any] | None) -> tuple:
+        if lhs == rhs and not _partial(lhs):  # reflexivity (with no side condition to state)
+            return True, "the two sides are the same expression", (), False
+        try:
+            attempts = [Translator(calculus=self.term_definitions)]
+            if uses is not None:
+                rewrites = {}
+                for u in uses:
+                    if isinstance(u, Lemma):
+                        if self._find(u.sym) != self._find(u.expr):
+                            return False, f"lemma {u.sym} was not proved", (), False
+                        rewrites[u.sym] = u.expr
+                        continue
+                    t = as_term(u, self._reader)
+                    if t in self.term_definitions:
+                        rewrites[t] = self.term_definitions[t]
+                    else:
+                        return False, f"{t} is neither defined nor a proven lemma", (), False
+                attempts.append(Translator(rewrites=rewrites, calculus=self.term_definitions))
+            attempts.append(self._full)
+            detail, definite = "", False
+            for tr in attempts:
+                before = set(tr.conditions)
+                same, detail, definite = compare(tr(lhs), tr(rhs))
+                if same:
+                    conditions = self._conditions([c for k, c in tr.conditions.items()
+                                                   if tr is not self._full or k not in before
+                                                   or True])
+                    return True, detail, conditions, False
+            return False, detail, (), definite
+        except ShapeError:
+            raise
+        except Undefined as exc:
+            return False, f"undefined: {exc.term} {exc.rel} 0 does not hold", (), False
+        except Unsupported as exc:
+            return False, f"outside the decided fragment: {exc}", (), False
+        except BudgetError as exc:
+            return False, str(exc), (), False
+        except RecursionError:
+            return False, "expression nested too deeply", (), False
+
+    def _conditions(self, found: list) -> tuple:
+        """The side conditions still open, as text; raises Undefined for a false one."""
+        out = []
+        for c in sorted(found, key=lambda c: repr(c.term)):
+            s = self._full.scalar(c.term) if not c.term.is_matrix else None
+            if s is not None:
+                s = normal.canonical(s)
+                if s.is_Number or (c.rel == "!=" and scalar_is_zero(s)):
+                    ok = s != 0 if c.rel == "!=" else (s > 0 if c.rel == ">" else s >= 0)
+                    if s.is_Number and ok:
+                        continue
+                    raise Undefined(c.term, c.rel)
+                if (c.rel == "!=" and (s.is_positive or s.is_negative)) or (
+                        c.rel == ">" and s.is_positive) or (c.rel == ">=" and s.is_nonnegative):
+                    continue  # discharged (exp(a) > 0, 1 + a**2 != 0, ...)
+            shown = str(c.term)
+            out.append(f"{shown} {c.rel} 0" if c.term.is_matrix is False else f"entries of {shown} {c.rel} 0")
+        return tuple(dict.fromkeys(out))
+
+
+def compare(a: NF, b: NF) -> tuple[bool, str, bool]:
+    """Whether two normal forms are equal: (same, reason, definite).
+
+    ``definite`` means the difference is exact and certain (a nonzero rational
+    or polynomial coefficient), so a closer numeric look is worth it."""
+    if a.shape != b.shape:
+        return False, f"the sides have shapes {fmt_shape(a.shape)} and {fmt_shape(b.shape)}", False
+    a, b = clean(a), clean(b)
+    if a.shape == (1, 1):
+        a, b = normal.symmetrize_scalar(a), normal.symmetrize_scalar(b)
+    hard = []
+    for w in set(a.terms) | set(b.terms):
+        ca, cb = a.terms.get(w, sp.S.Zero), b.terms.get(w, sp.S.Zero)
+        if ca != cb and normal.canonical(ca - cb) != 0:
+            hard.append(normal.canonical(ca - cb))
+    if not hard:
+        return True, "normal forms agree", False
+    if all(scalar_is_zero(d) for d in hard):
+        return True, "normal forms agree up to scalar identities", False
+    definite = any(d.is_rational_function() and not d.has(sp.Function) for d in hard)
+    return False, f"normal forms differ in {len(hard)} term(s)", definite
+
+
+def _partial(t: Term) -> bool:
+    """Whether a term has a partial operation (a division, log, sqrt, non-integer or
+    negative power) whose side condition a proof would have to state."""
+    for x in terms.walk(t):
+        if x.op == "div" or (x.op == "prim" and x.value in terms.DOMAINS):
+            return True
+        if x.op == "pow" and not (x.args[1].op == "num" and x.args[1].value.denominator == 1
+                                  and x.args[1].value >= 0):
+            return True
+    return False
+
+
+def _reachable_symbols(e: Term, definitions: dict) -> set:
+    seen, stack = set(), [e]
+    while stack:
+        for s in terms.symbols(stack.pop()):
+            if s not in seen:
+                seen.add(s)
+                if s in definitions:
+                    stack.append(definitions[s])
+    return seen
+
+
+def _report(op: Opinion) -> NumericReport:
+    return NumericReport(op.trials, op.max_rel_error, op.agree, op.detail)
+
+
+def _opinion_note(op: Opinion) -> str:
+    if op.trials and op.agree:
+        return f" (the numeric judge agrees on {op.trials} instance{'s' if op.trials != 1 else ''})"
+    return ""
+
+
+def normal_form(expr: Any) -> NF:
+    """The normal form of an expression (no definitions unfolded), for inspection."""
+    return clean(Translator()(as_term(expr)))
+
+
+def check(lhs: Any, rhs: Any, trials: int = 3, seed: int = 0) -> Check:
+    """Decide ``lhs = rhs`` in a fresh context."""
+    return Context(trials=trials, seed=seed).check(lhs, rhs)
+
+
+same_dim = normal.dim_symbol  # kept for old imports: compare dims with ==
+
+__all__ = [
+    "MAX_TERMS", "PROVED", "REFUTED", "SCALAR_BUDGET", "STEP_BUDGET", "UNPROVED", "BudgetError",
+    "Check", "Context", "Grad", "Lemma", "NumericReport", "ShapeError", "SymnetError", "Term",
+    "Unsupported", "as_term", "check", "elementwise_derivative", "fmt_shape", "issued",
+    "normal_form", "scalar_is_zero", "terms",
+]

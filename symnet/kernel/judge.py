@@ -1,0 +1,1098 @@
+"""The numeric judge: an independent second opinion on ``lhs = rhs``.
+
+The judge evaluates :class:`~symnet.kernel.terms.Term` objects directly, with
+its own implementations of every primitive in NumPy float64 and in mpmath.  It
+shares no code with the symbolic side (it imports only the standard library,
+NumPy, mpmath and its sibling modules ``terms`` and ``errors``).
+
+Instances.  Every named dimension gets a size (2 on trial 0, 1 on trial 1,
+random 1..5 afterwards), every free symbol standard-normal values drawn from
+``numpy.random.default_rng(seed + trial)`` in sorted order, and symbols with a
+definition are evaluated from it, in topological order (no recursion along
+definition chains).  An instance where a value is NaN/inf or a primitive leaves
+its domain is no evidence and is resampled (up to 8 attempts per trial).
+
+Round-off.  Every node carries, beside its value, a bound on its distance from
+the exact value of the node (given exact inputs), in the standard model
+``|fl(x op y) - x op y| <= u |x op y| + eta``; library functions are assumed
+accurate to ``4u``.  The propagated error of a function is ``e * max|f'|`` over
+``[x - e, x + e]`` (computed with outward padding); kinks and jumps inside that
+interval (``abs`` is fine, ``sign``/``heaviside``/piecewise conditions are not)
+contribute the size of the jump.  A difference counts only when
+``|L - R| > C (errL + errR)`` with ``C = 16``, first in float64 and then,
+confirming, in mpmath at 60 significant digits (``u = 1e-60``).  The
+confirmation is *careful error bounds*, not interval arithmetic: it rests on
+mpmath's functions being accurate to a few units in the last place and on the
+error bounds (held in float64) not underflowing below ``1e-300``.  Gradients
+and ``diff`` are central finite differences in mpmath at extra precision; their
+truncation error is *estimated* (from the step ``h`` against ``2h``), not
+bounded, so a refutation through a derivative is as reliable as that estimate.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from fractions import Fraction
+from math import comb
+
+import mpmath
+import numpy as np
+
+from .errors import ShapeError
+from .terms import Fn, PositiveName, Term, walk
+
+C_SAFETY = 16.0
+_LAZY = frozenset({"piecewise", "grad", "diff", "lt", "le", "gt", "ge", "eq", "ne", "and", "or", "not"})
+MP_DPS = 60
+MAX_ATTEMPTS = 8
+MAX_DIM_FLOAT = 1024
+MAX_DIM_MP = 64
+_ETA = 1e-300
+_U64 = 2.0 ** -53
+_TWO_OVER_SQRT_PI = 2.0 / math.sqrt(math.pi) * (1 + 1e-9)
+
+
+# ---------------------------------------------------------------------------
+# Failures
+
+
+class _NoEvidence(Exception):
+    """This instance says nothing (domain, NaN/inf, unusable round-off bound)."""
+
+
+class _Fail:
+    __slots__ = ("exc",)
+
+    def __init__(self, exc: Exception):
+        self.exc = exc
+
+
+# ---------------------------------------------------------------------------
+# Backends: how values are stored and primitives computed.  Error bounds are
+# always float64 arrays; values are 2-D arrays (a scalar is 1x1).
+
+
+class _F64:
+    mp = False
+    grad_P = 30
+
+    def __init__(self):
+        self.u = _U64
+        self.ufn = 4 * _U64
+        self.dps = 16
+
+    def frac(self, q: Fraction):
+        try:
+            v = float(q)
+        except OverflowError:
+            raise _NoEvidence("a number too large for float64") from None
+        exact = Fraction(v) == q
+        return np.full((1, 1), v), np.full((1, 1), 0.0 if exact else self.u * abs(v) + _ETA)
+
+    def const(self, name: str):
+        v = math.pi if name == "pi" else math.e
+        return np.full((1, 1), v), np.full((1, 1), self.u * v)
+
+    def lift(self, v):
+        if v.dtype == object:
+            return v.astype(float)
+        return v
+
+    def absf(self, v):
+        return np.abs(v)
+
+    def tofloat(self, v):
+        return v
+
+    def finite(self, v) -> bool:
+        return bool(np.all(np.isfinite(v)))
+
+    def full(self, shape, x):
+        return np.full(shape, float(x))
+
+    def fn(self, name: str, x):
+        if name == "erf":
+            return np.vectorize(math.erf, otypes=[float])(x)
+        if name == "erfc":
+            return np.vectorize(math.erfc, otypes=[float])(x)
+        if name == "sinc":
+            safe = np.where(x == 0, 1.0, x)
+            return np.where(x == 0, 1.0, np.sin(safe) / safe)
+        return _NP_FUNCS[name](x)
+
+
+_NP_FUNCS = {
+    "exp": np.exp, "log": np.log, "sqrt": np.sqrt, "sin": np.sin, "cos": np.cos, "tan": np.tan,
+    "tanh": np.tanh, "sinh": np.sinh, "cosh": np.cosh, "atan": np.arctan, "asinh": np.arcsinh,
+}
+
+
+def _mp_sinc(x):
+    return mpmath.mpf(1) if x == 0 else mpmath.sin(x) / x
+
+
+_MP_FUNCS = {
+    "exp": mpmath.exp, "log": mpmath.log, "sqrt": mpmath.sqrt, "sin": mpmath.sin,
+    "cos": mpmath.cos, "tan": mpmath.tan, "tanh": mpmath.tanh, "sinh": mpmath.sinh,
+    "cosh": mpmath.cosh, "atan": mpmath.atan, "asinh": mpmath.asinh, "erf": mpmath.erf,
+    "erfc": mpmath.erfc, "sinc": _mp_sinc,
+}
+_MP_VEC = {k: np.frompyfunc(f, 1, 1) for k, f in _MP_FUNCS.items()}
+_TO_MPF = np.frompyfunc(mpmath.mpf, 1, 1)
+_MP_SIGN = np.frompyfunc(lambda v: mpmath.mpf(mpmath.sign(v)), 1, 1)
+_IS_FINITE_MP = np.frompyfunc(mpmath.isfinite, 1, 1)
+
+
+class _MP:
+    mp = True
+
+    def __init__(self, dps: int):
+        self.dps = dps
+        self.grad_P = dps
+        self.u = 10.0 ** -dps
+        self.ufn = 4 * self.u
+
+    def frac(self, q: Fraction):
+        v = mpmath.mpf(q.numerator) / q.denominator
+        a = np.empty((1, 1), dtype=object)
+        a[0, 0] = v
+        exact = q.denominator == 1 and abs(q.numerator) < 2 ** 150
+        return a, np.full((1, 1), 0.0 if exact else 2 * self.u * _absf_scalar(v) + _ETA)
+
+    def const(self, name: str):
+        v = +mpmath.pi if name == "pi" else +mpmath.e
+        a = np.empty((1, 1), dtype=object)
+        a[0, 0] = v
+        return a, np.full((1, 1), 2 * self.u * float(v))
+
+    def lift(self, v):
+        if v.dtype == object:
+            return v
+        return _TO_MPF(v).astype(object)
+
+    def absf(self, v):
+        return np.abs(v).astype(float)
+
+    def tofloat(self, v):
+        return v.astype(float)
+
+    def finite(self, v) -> bool:
+        return bool(np.all(_IS_FINITE_MP(v).astype(bool)))
+
+    def full(self, shape, x):
+        a = np.empty(shape, dtype=object)
+        a.fill(mpmath.mpf(x))
+        return a
+
+    def fn(self, name: str, x):
+        return _MP_VEC[name](x).astype(object)
+
+
+def _absf_scalar(v) -> float:
+    try:
+        return abs(float(v))
+    except OverflowError:
+        return math.inf
+
+
+# ---------------------------------------------------------------------------
+# Declared-function stand-ins
+
+
+def _name_code(name: str) -> int:
+    return sum((i + 1) * ord(ch) for i, ch in enumerate(name))
+
+
+def standin(name: str, trial: int):
+    """The constants ``(a, c, g)`` of the stand-in ``sin(a t + c) + t^2/g`` for ``name`` on ``trial``."""
+    s = _name_code(name)
+    a = Fraction(5 + (s + 3 * trial) % 7, 7)
+    c = Fraction((s + trial) % 5, 3)
+    g = 2 + (s + 2 * trial) % 3
+    return a, c, g
+
+
+def describe_standin(fn: Fn, trial: int) -> str:
+    a, c, g = standin(fn.name, trial)
+    inner = f"{a} t + {c}" + "".join(f" + {Fraction(i + 1, i + 2)} p{i + 1}" for i in range(fn.nparams))
+    text = f"sin({inner}) + t^2/{g}" + "".join(f" + p{i + 1}^2/{i + 3}" for i in range(fn.nparams))
+    if fn.order:
+        text = f"derivative {fn.order} in t of {text}"
+    return text
+
+
+# ---------------------------------------------------------------------------
+# Opinion
+
+
+@dataclass(frozen=True)
+class Opinion:
+    trials: int
+    agree: bool
+    max_rel_error: float
+    counterexample: dict | None
+    detail: str
+
+
+# ---------------------------------------------------------------------------
+# Instances and evaluation contexts
+
+
+def _sign(trial: int, index: int) -> float:
+    """The sign of the ``index``-th scalar in a trial: all negative in trial 0, all
+    positive in trial 1, alternating in trial 2, then bits of the trial number, so
+    that identities false only for some signs (relu(a) = a, sqrt(a^2) = a,
+    |a b| = a b) meet a refuting instance within a few trials."""
+    if trial == 0:
+        return -1.0
+    if trial == 1:
+        return 1.0
+    if trial == 2:
+        return 1.0 if index % 2 == 0 else -1.0
+    return 1.0 if (trial >> (index % 5)) & 1 else -1.0
+
+
+class _Instance:
+    def __init__(self, dims: dict, values: dict, trial: int):
+        self.dims = dims          # name -> int
+        self.values = values      # sym Term -> float64 2-D array
+        self.trial = trial
+
+    def shape(self, shape) -> tuple:
+        if shape is None:
+            return (1, 1)
+        return tuple(d if isinstance(d, int) else self.dims[d] for d in shape)
+
+
+def _outward(xf, e):
+    pad = 4 * _U64 * (np.abs(xf) + e)
+    return xf - e - pad, xf + e + pad
+
+
+class _Ctx:
+    """Evaluation of terms on one instance with one backend (and optional overrides)."""
+
+    def __init__(self, judge: Judge, inst: _Instance, B, over: dict | None = None,
+                 base: _Ctx | None = None):
+        self.J = judge
+        self.inst = inst
+        self.B = B
+        self.over = dict(over or {})
+        self.base = base          # a context without the extra overrides, to share definitions
+        self.new_keys = set()     # overrides this context adds beyond ``base``
+        self.defs: dict = {}
+        self.memo: dict = {}
+        self.free: dict = {}
+        self.fd_bases: dict = {}  # working precision -> context shared by finite differences
+
+    # -- symbols and definitions -------------------------------------------------
+
+    def sym(self, t: Term):
+        if t in self.over:
+            return self.over[t]
+        defs = self.J.definitions
+        if t in defs:
+            if self.base is not None and not any(self.J._depends(t, k) for k in self.new_keys):
+                return self.base.sym(t)
+            r = self.defs.get(t)
+            if r is None:
+                self._prepare(t)
+                r = self.defs[t]
+            if isinstance(r, _Fail):
+                raise r.exc
+            return r
+        r = self.free.get(t)
+        if r is None:
+            raw = self.inst.values.get(t)
+            if raw is None:
+                raise _NoEvidence(f"no value for {t.value}")
+            r = (self.B.lift(raw), np.zeros(raw.shape))
+            self.free[t] = r
+        return r
+
+    def _prepare(self, t: Term) -> None:
+        for s in self.J._topo(t):
+            if s in self.defs or s in self.over:
+                continue
+            if self.base is not None and not any(self.J._depends(s, k) for k in self.new_keys):
+                continue
+            try:
+                self.defs[s] = self.ev(self.J.definitions[s])
+            except (_NoEvidence, ShapeError) as exc:
+                self.defs[s] = _Fail(exc if isinstance(exc, _NoEvidence) else _NoEvidence(str(exc)))
+
+    def child(self, extra: dict) -> _Ctx:
+        c = _Ctx(self.J, self.inst, self.B, {**self.over, **extra}, base=self)
+        c.new_keys = set(extra)
+        c.free = self.free
+        return c
+
+    def convert(self, val):
+        v, e = val
+        return self.B.lift(v), e
+
+    # -- arithmetic on (value, error) pairs --------------------------------------
+
+    def _check(self, v, e):
+        if not self.B.finite(v):
+            raise _NoEvidence("a value overflowed or is undefined (NaN/inf)")
+        return v, e
+
+    def add(self, vals):
+        v = vals[0][0]
+        for x in vals[1:]:
+            v = v + x[0]
+        e = sum(x[1] for x in vals) + (len(vals) - 1) * self.B.u * sum(self.B.absf(x[0]) for x in vals) + _ETA
+        return self._check(v, e)
+
+    def neg(self, a):
+        return -a[0], a[1]
+
+    def emul(self, a, b):
+        (va, ea), (vb, eb) = a, b
+        v = va * vb
+        Aa, Ab = self.B.absf(va), self.B.absf(vb)
+        e = Aa * eb + ea * Ab + ea * eb + self.B.u * Aa * Ab + _ETA
+        return self._check(v, e)
+
+    def matmul(self, a, b):
+        (va, ea), (vb, eb) = a, b
+        n = va.shape[1]
+        v = va @ vb
+        Aa, Ab = self.B.absf(va), self.B.absf(vb)
+        e = Aa @ eb + ea @ Ab + ea @ eb + (n + 1) * self.B.u * (Aa @ Ab) + n * _ETA
+        return self._check(v, e)
+
+    def div(self, a, b):
+        (va, ea), (vb, eb) = a, b
+        if bool(np.any(vb == 0)):
+            raise _NoEvidence("division by zero")
+        Aa, Ab = self.B.absf(va), self.B.absf(vb)
+        v = va / vb
+        with np.errstate(all="ignore"):
+            den = Ab * (Ab - eb)
+            e = np.where(eb < Ab, (Aa * eb + Ab * ea) / np.where(den > 0, den, 1.0), np.inf)
+        e = e + self.B.u * self.B.absf(v) + _ETA
+        return self._check(v, e)
+
+    def ipow(self, a, k: int):
+        x, e = a
+        if k == 0:
+            return self.B.full(x.shape, 1), np.zeros(x.shape)
+        if k < 0 and bool(np.any(x == 0)):
+            raise _NoEvidence("division by zero (a negative power of 0)")
+        v = x ** k
+        self._check(v, e)
+        xf = self.B.tofloat(x)
+        lo, hi = _outward(xf, e)
+        with np.errstate(all="ignore"):
+            if k > 0:
+                D = k * np.maximum(np.abs(lo), np.abs(hi)) ** (k - 1)
+            else:
+                m = np.where((lo <= 0) & (hi >= 0), 0.0, np.minimum(np.abs(lo), np.abs(hi)))
+                D = np.where(m > 0, -k / np.where(m > 0, m, 1.0) ** (1 - k), np.inf)
+            dev = np.where(e == 0, 0.0, e * D * (1 + 1e-9))
+        err = dev + (abs(k) + 1) * self.B.ufn * self.B.absf(v) + _ETA
+        return v, err
+
+    def prim(self, name: str, args):
+        B = self.B
+        if name in ("max", "min"):  # entrywise; 1-Lipschitz, so the largest error bounds it
+            vals = np.broadcast_arrays(*[a[0] for a in args])
+            errs = np.broadcast_arrays(*[a[1] for a in args])
+            stacked = np.stack(vals)
+            v = stacked.max(axis=0) if name == "max" else stacked.min(axis=0)
+            return np.array(v), np.maximum.reduce(errs)
+        x, e = args[0]
+        if name == "abs":
+            return np.abs(x), e
+        xf = B.tofloat(x)
+        lo, hi = _outward(xf, e)
+        straddle = (lo <= 0) & (hi >= 0) & (e > 0)
+        if name == "sign":
+            v = _MP_SIGN(x).astype(object) if B.mp else np.sign(x)
+            return v, np.where(straddle, np.where(xf == 0, 1.0, 2.0), 0.0)
+        if name == "heaviside":
+            h0v, h0e = args[1]
+            h0 = float(B.tofloat(h0v)[0, 0])
+            vf = np.where(xf > 0, 1.0, np.where(xf < 0, 0.0, h0))
+            if B.mp:
+                v = np.empty(x.shape, dtype=object)
+                for idx in np.ndindex(x.shape):
+                    v[idx] = mpmath.mpf(1) if x[idx] > 0 else (mpmath.mpf(0) if x[idx] < 0 else h0v[0, 0])
+            else:
+                v = vf
+            jump = np.maximum(np.maximum(np.abs(1 - vf), np.abs(vf)), np.abs(h0 - vf))
+            return v, np.where(straddle, jump, 0.0) + np.where(xf == 0, h0e[0, 0], 0.0)
+        if name == "dirac":
+            if bool(np.any(x == 0)):
+                raise _NoEvidence("dirac at 0")
+            return B.full(x.shape, 0), np.where(straddle, np.inf, 0.0)
+        if name == "log" and bool(np.any(x <= 0)):
+            raise _NoEvidence("log of a non-positive number")
+        if name == "sqrt" and bool(np.any(x < 0)):
+            raise _NoEvidence("sqrt of a negative number")
+        v = B.fn(name, x)
+        self._check(v, e)
+        with np.errstate(all="ignore"):
+            m = np.where((lo <= 0) & (hi >= 0), 0.0, np.minimum(np.abs(lo), np.abs(hi)))
+            M = np.maximum(np.abs(lo), np.abs(hi))
+            if name == "exp":
+                D = np.exp(hi)
+            elif name == "log":
+                D = np.where(lo > 0, 1.0 / np.where(lo > 0, lo, 1.0), np.inf)
+            elif name == "sqrt":
+                D = np.where(lo > 0, 0.5 / np.sqrt(np.where(lo > 0, lo, 1.0)), np.inf)
+            elif name == "sin":
+                D = np.minimum(1.0, np.abs(np.cos(xf)) + e)
+            elif name == "cos":
+                D = np.minimum(1.0, np.abs(np.sin(xf)) + e)
+            elif name == "tan":
+                pole = (np.sign(np.cos(lo)) != np.sign(np.cos(hi))) | (hi - lo >= math.pi) | (np.cos(lo) == 0)
+                D = np.where(pole, np.inf, 1.0 + np.maximum(np.tan(lo) ** 2, np.tan(hi) ** 2))
+            elif name == "tanh":
+                D = 1.0 / np.cosh(m) ** 2
+            elif name == "sinh":
+                D = np.cosh(M)
+            elif name == "cosh":
+                D = np.sinh(M)
+            elif name == "atan":
+                D = 1.0 / (1.0 + m * m)
+            elif name == "asinh":
+                D = 1.0 / np.sqrt(1.0 + m * m)
+            elif name in ("erf", "erfc"):
+                D = _TWO_OVER_SQRT_PI * np.exp(-m * m)
+            elif name == "sinc":
+                D = np.ones_like(xf)
+            else:  # pragma: no cover - PRIMITIVES is closed
+                raise _NoEvidence(f"unknown primitive {name}")
+            dev = np.where(e == 0, 0.0, e * D * (1 + 1e-9))
+            if name == "sqrt":  # at or near 0 the value lies in [0, sqrt(hi)]
+                dev = np.where((lo <= 0) & (e > 0), np.sqrt(np.maximum(hi, 0.0)), dev)
+        dev = np.where(np.isnan(dev), np.inf, dev)
+        return v, dev + B.ufn * B.absf(v) + _ETA
+
+    # -- relations ---------------------------------------------------------------
+
+    def truth(self, t: Term, env, memo):
+        op = t.op
+        if op == "true":
+            return True
+        if op == "not":
+            r = self.truth(t.args[0], env, memo)
+            return None if r is None else (not r)
+        if op in ("and", "or"):
+            rs = [self.truth(a, env, memo) for a in t.args]
+            if op == "and":
+                return False if False in rs else (None if None in rs else True)
+            return True if True in rs else (None if None in rs else False)
+        a = self.ev(t.args[0], env, memo)
+        b = self.ev(t.args[1], env, memo)
+        d, e = self.add([a, self.neg(b)])
+        d = float(self.B.tofloat(d)[0, 0])
+        e = float(e[0, 0])
+        if op == "eq":
+            if e == 0:
+                return d == 0
+            return False if abs(d) > e else None
+        if op == "ne":
+            r = self.truth(Term("eq", t.args), env, memo)
+            return None if r is None else (not r)
+        if op in ("gt", "ge"):
+            d = -d
+            op = "lt" if op == "gt" else "le"
+        if op == "lt":
+            return True if d + e < 0 else (False if d - e >= 0 else None)
+        return True if d + e <= 0 else (False if d - e > 0 else None)  # le
+
+    # -- the evaluator -------------------------------------------------------------
+
+    def ev(self, t: Term, env=None, memo=None):
+        """Value and error bound of ``t``: children first, by an explicit stack (pieces of a
+        piecewise and the bodies of ``grad``/``diff`` are evaluated lazily by their parent)."""
+        if memo is None:
+            memo = self.memo
+        r = memo.get(t)
+        if r is not None:
+            return r
+        stack = [(t, False)]
+        while stack:
+            node, ready = stack.pop()
+            if node in memo:
+                continue
+            if ready:
+                memo[node] = self._ev(node, env, memo)
+                continue
+            stack.append((node, True))
+            if node.op not in _LAZY:
+                stack.extend((c, False) for c in reversed(node.args) if c not in memo)
+        return memo[t]
+
+    def _ev(self, t: Term, env, memo):
+        op = t.op
+        B = self.B
+        if op == "num":
+            return B.frac(t.value)
+        if op == "const":
+            return B.const(t.value)
+        if op == "sym":
+            return self.sym(t)
+        if op == "dim":
+            return B.frac(Fraction(self.inst.dims[t.value]))
+        if op == "var":
+            if env is None:
+                raise _NoEvidence("a function variable outside a formula")
+            return env[0]
+        if op == "param":
+            if env is None:
+                raise _NoEvidence("a function parameter outside a formula")
+            return env[1][t.value]
+        if op in ("ones", "zeros", "eye"):
+            shape = self.inst.shape(t.shape)
+            if op == "eye":
+                v = B.lift(np.eye(shape[0]))
+            else:
+                v = B.full(shape, 1 if op == "ones" else 0)
+            return v, np.zeros(shape)
+        if op == "matrix":
+            shape = self.inst.shape(t.shape)
+            ents = [self.ev(a, env, memo) for a in t.args]
+            v = np.empty(shape, dtype=object if B.mp else float)
+            e = np.zeros(shape)
+            for i, (ev_, ee) in enumerate(ents):
+                v[divmod(i, shape[1])] = ev_[0, 0]
+                e[divmod(i, shape[1])] = ee[0, 0]
+            return v, e
+        if op == "piecewise":
+            return self._piecewise(t, env, memo)
+        if op == "grad":
+            return self._grad(t.args[0], t.args[1])
+        if op == "diff":
+            return self._diff(t.args[0], t.args[1], t.value)
+        if op == "apply":
+            return self._apply(t, env, memo)
+        if op == "hadpow":
+            k = t.args[1].value
+            a = self.ev(t.args[0], env, memo)
+            if k.denominator == 1:
+                return self.ipow(a, int(k))
+            return self._realpow(a, self.ev(t.args[1], env, memo), t.args[1])
+        args = [self.ev(a, env, memo) for a in t.args]
+        if op == "add":
+            return self.add(args)
+        if op == "sub":
+            return self.add([args[0], self.neg(args[1])])
+        if op == "neg":
+            return self.neg(args[0])
+        if op == "mul":
+            acc, acc_mat = args[0], t.args[0].is_matrix
+            for f, ft in zip(args[1:], t.args[1:]):
+                if acc_mat and ft.is_matrix:
+                    acc = self.matmul(acc, f)
+                else:
+                    acc = self.emul(acc, f)
+                acc_mat = acc_mat or ft.is_matrix
+            return acc
+        if op == "had":
+            acc = args[0]
+            for f in args[1:]:
+                acc = self.emul(acc, f)
+            return acc
+        if op == "div":
+            return self.div(args[0], args[1])
+        if op == "pow":
+            base, kt = args[0], t.args[1]
+            if t.args[0].is_matrix:
+                return self._matpow(base, int(kt.value))
+            if kt.op == "num" and kt.value.denominator == 1:
+                return self.ipow(base, int(kt.value))
+            return self._realpow(base, args[1], kt)
+        if op == "T":
+            return args[0][0].T, args[0][1].T
+        if op == "trace":
+            v, e = args[0]
+            d = np.diagonal(v)
+            s = d[0]
+            for x in d[1:]:
+                s = s + x
+            n = len(d)
+            err = np.sum(np.diagonal(e)) + (n - 1) * B.u * np.sum(np.diagonal(B.absf(v))) + _ETA
+            return self._check(np.full((1, 1), s, dtype=v.dtype), np.full((1, 1), err))
+        if op == "sum":
+            v, e = args[0]
+            flat = v.ravel()
+            s = flat[0]
+            for x in flat[1:]:
+                s = s + x
+            n = flat.size
+            err = np.sum(e) + (n - 1) * B.u * np.sum(B.absf(v)) + _ETA
+            return self._check(np.full((1, 1), s, dtype=v.dtype), np.full((1, 1), err))
+        if op == "prim":
+            return self.prim(t.value, args)
+        raise _NoEvidence(f"the judge cannot evaluate {op!r}")
+
+    def _matpow(self, a, k: int):
+        n = a[0].shape[0]
+        result = (self.B.lift(np.eye(n)), np.zeros((n, n)))
+        first = True
+        base = a
+        while k:
+            if k & 1:
+                result = base if first else self.matmul(result, base)
+                first = False
+            k >>= 1
+            if k:
+                base = self.matmul(base, base)
+        return result
+
+    def _realpow(self, a, b, bt: Term):
+        x, e = a
+        if bool(np.any(x < 0)):
+            raise _NoEvidence("a non-integer power of a negative number")
+        if bool(np.any(x == 0)):
+            if bt.op == "num" and bt.value > 0 and bool(np.all(x == 0)):
+                q = float(bt.value)
+                return self.B.full(x.shape, 0), e ** q + _ETA
+            raise _NoEvidence("a non-integer power of 0")
+        lg = self.prim("log", [a])
+        return self.prim("exp", [self.emul(b, lg)])
+
+    def _piecewise(self, t: Term, env, memo):
+        cands = []
+        definite = False
+        for i in range(0, len(t.args), 2):
+            r = self.truth(t.args[i + 1], env, memo)
+            if r is False:
+                continue
+            cands.append(t.args[i])
+            if r is True:
+                definite = True
+                break
+        if not cands:
+            raise _NoEvidence("no piece of a piecewise applies")
+        if len(cands) == 1 and definite:
+            return self.ev(cands[0], env, memo)
+        vals = []
+        for c in cands:
+            try:
+                vals.append(self.ev(c, env, memo))
+            except _NoEvidence:
+                vals.append(None)
+        first = next((v for v in vals if v is not None), None)
+        if first is None:
+            raise _NoEvidence("no piece of a piecewise could be evaluated")
+        if any(v is None for v in vals) or not definite:
+            return first[0], np.full(first[1].shape, np.inf)
+        f0 = self.B.tofloat(first[0])
+        spread = max(float(np.max(np.abs(self.B.tofloat(v[0]) - f0) + v[1])) for v in vals)
+        return first[0], first[1] + spread
+
+    def _apply(self, t: Term, env, memo):
+        fn: Fn = t.value
+        args = [self.ev(a, env, memo) for a in t.args]
+        arg, params = args[0], args[1:]
+        if fn.formula is None:
+            return self._standin(fn, arg, params)
+        has_pieces = self.J._has_pieces(fn.formula)
+        if arg[0].shape == (1, 1) or not has_pieces:
+            v, e = self.ev(fn.formula, (arg, params), {})
+            if v.shape != arg[0].shape:  # a formula free of its variable: a constant function
+                v, e = np.broadcast_to(v, arg[0].shape).copy(), np.broadcast_to(e, arg[0].shape).copy()
+            return v, e
+        v = np.empty(arg[0].shape, dtype=arg[0].dtype)
+        e = np.zeros(arg[0].shape)
+        for idx in np.ndindex(arg[0].shape):
+            entry = (np.full((1, 1), arg[0][idx], dtype=arg[0].dtype), np.full((1, 1), arg[1][idx]))
+            r = self.ev(fn.formula, (entry, params), {})
+            v[idx], e[idx] = r[0][0, 0], r[1][0, 0]
+        return v, e
+
+    def _standin(self, fn: Fn, t, params):
+        a, c, g = standin(fn.name, self.inst.trial)
+        k = fn.order
+        B = self.B
+        theta = self.add([self.emul(B.frac(a), t), B.frac(c)]
+                         + [self.emul(B.frac(Fraction(i + 1, i + 2)), p) for i, p in enumerate(params)])
+        trig = self.prim("sin" if k % 2 == 0 else "cos", [theta])
+        if k % 4 in (2, 3):
+            trig = self.neg(trig)
+        terms = [self.emul(B.frac(a ** k), trig) if k else trig]
+        if k == 0:
+            terms.append(self.emul(B.frac(Fraction(1, g)), self.emul(t, t)))
+            for i, p in enumerate(params):
+                terms.append(self.emul(B.frac(Fraction(1, i + 3)), self.emul(p, p)))
+        elif k == 1:
+            terms.append(self.emul(B.frac(Fraction(2, g)), t))
+        elif k == 2:
+            terms.append(self.emul(B.frac(Fraction(2, g)), (B.full(t[0].shape, 1), np.zeros(t[0].shape))))
+        return self.add(terms) if len(terms) > 1 else terms[0]
+
+    # -- derivatives (central differences in mpmath) -----------------------------
+
+    def _fd_setup(self, k: int = 1):
+        P = self.B.grad_P
+        hexp = P // 2
+        dps = P + k * hexp + 30
+        return hexp, dps
+
+    def _fd(self, L: Term, X: Term, direction, k: int = 1):
+        """k-th central difference of L along ``direction`` (an array of X's shape) at the
+        current value of X: returns (value as mpf, error bound as float)."""
+        hexp, dps = self._fd_setup(k)
+        with mpmath.workdps(dps):
+            Bi = _MP(dps)
+            base = self.fd_bases.get(dps)
+            if base is None:
+                over = {s: (Bi.lift(v), e) for s, (v, e) in self.over.items()}
+                base = self.fd_bases[dps] = _Ctx(self.J, self.inst, Bi, over)
+            x0 = base.sym(X)
+            dirv = Bi.lift(direction)
+            h = mpmath.mpf(10) ** -hexp
+            results = []
+            for step in (h, 2 * h):
+                total = mpmath.mpf(0)
+                rnd = 0.0
+                for j in range(k + 1):
+                    shift = mpmath.mpf(k) / 2 - j
+                    pt = x0[0] + dirv * (shift * step)
+                    ctx = base.child({X: (pt, x0[1])})
+                    lv, le = ctx.ev(L)
+                    w = (-1) ** j * comb(k, j)
+                    total += w * lv[0, 0]
+                    rnd += abs(w) * float(le[0, 0])
+                results.append((total / step ** k, rnd / float(step) ** k))
+            (d1, r1), (d2, _) = results
+            trunc = abs(float(d1 - d2))
+            err = r1 + trunc + 10.0 ** -(self.B.grad_P) * _absf_scalar(d1) + _ETA
+            return d1, err
+
+    def _as_val(self, vals, errs, shape):
+        v = np.empty(shape, dtype=object)
+        for idx in np.ndindex(shape):
+            v[idx] = vals[idx]
+        if self.B.mp:
+            return v, errs
+        vf = v.astype(float)
+        return self._check(vf, errs + self.B.u * np.abs(vf) + _ETA)
+
+    def _grad(self, L: Term, X: Term):
+        shape = self.inst.shape(X.shape)
+        vals, errs = {}, np.zeros(shape)
+        for idx in np.ndindex(shape):
+            d = np.zeros(shape)
+            d[idx] = 1.0
+            vals[idx], errs[idx] = self._fd(L, X, d)
+        return self._as_val(vals, errs, shape)
+
+    def _diff(self, e: Term, v: Term, k: int):
+        if k == 0:
+            return self.ev(e)
+        val, err = self._fd(e, v, np.ones((1, 1)), k)
+        return self._as_val({(0, 0): val}, np.full((1, 1), err), (1, 1))
+
+    def directional(self, g: Term, V):
+        """<V, grad(L, X)> by one directional difference of L."""
+        val, err = self._fd(g.args[0], g.args[1], V)
+        return self._as_val({(0, 0): val}, np.full((1, 1), err), (1, 1))
+
+    def inner(self, val, V):
+        return self.ev_sum(self.emul((self.B.lift(V), np.zeros(V.shape)), val))
+
+    def ev_sum(self, a):
+        v, e = a
+        flat = v.ravel()
+        s = flat[0]
+        for x in flat[1:]:
+            s = s + x
+        err = np.sum(e) + (flat.size - 1) * self.B.u * np.sum(self.B.absf(v)) + _ETA
+        return np.full((1, 1), s, dtype=v.dtype), np.full((1, 1), err)
+
+
+# ---------------------------------------------------------------------------
+# The judge
+
+
+def _nested(v, scalar: bool):
+    f = np.asarray(v, dtype=object).astype(float)
+    return float(f[0, 0]) if scalar else f.tolist()
+
+
+class Judge:
+    """Numeric second opinion on equalities of terms (see the module docstring)."""
+
+    def __init__(self, definitions: dict, trials: int = 3, seed: int = 0):
+        self.definitions = definitions     # kept by reference: it may grow
+        self.trials = trials
+        self.seed = seed
+        self._direct_cache: dict = {}
+        self._dep_cache: dict = {}
+        self._pieces_cache: dict = {}
+
+    # -- definition graph ----------------------------------------------------------
+
+    def _direct(self, s: Term) -> list:
+        d = self.definitions[s]
+        hit = self._direct_cache.get(s)
+        if hit is not None and hit[0] is d:
+            return hit[1]
+        deps = sorted({x for x in walk(d) if x.op == "sym" and x in self.definitions},
+                      key=_sym_key)
+        self._direct_cache[s] = (d, deps)
+        self._dep_cache.clear()
+        return deps
+
+    def _topo(self, root: Term) -> list:
+        """Defined symbols needed by ``root`` (a defined symbol or any term), dependencies first."""
+        if root.op == "sym" and root in self.definitions:
+            starts = [root]
+        else:
+            starts = sorted({x for x in walk(root) if x.op == "sym" and x in self.definitions}, key=_sym_key)
+        order, state = [], {}
+        for s0 in starts:
+            if s0 in state:
+                continue
+            stack = [(s0, iter(self._direct(s0)))]
+            state[s0] = 1
+            while stack:
+                s, it = stack[-1]
+                nxt = next(it, None)
+                if nxt is None:
+                    stack.pop()
+                    state[s] = 2
+                    order.append(s)
+                elif nxt not in state:
+                    state[nxt] = 1
+                    stack.append((nxt, iter(self._direct(nxt))))
+                elif state[nxt] == 1:
+                    raise _NoEvidence(f"the definitions of {nxt.value} are circular")
+        return order
+
+    def _depends(self, s: Term, x: Term) -> bool:
+        """Does defined symbol ``s`` depend (through definitions) on the symbol ``x``?"""
+        key = (s, x)
+        r = self._dep_cache.get(key)
+        if r is not None:
+            return r
+        order = self._topo(s)
+        found: dict = {}
+        for t in order:
+            k2 = (t, x)
+            if k2 in self._dep_cache:
+                found[t] = self._dep_cache[k2]
+                continue
+            direct = t == x or any(y == x for y in walk(self.definitions[t]) if y.op == "sym")
+            found[t] = direct or any(found.get(y, False) for y in self._direct(t))
+        for t, flag in found.items():
+            self._dep_cache[(t, x)] = flag
+        return found[s]
+
+    def _has_pieces(self, formula: Term) -> bool:
+        r = self._pieces_cache.get(formula)
+        if r is None:
+            r = any(x.op == "piecewise" for x in walk(formula))
+            self._pieces_cache[formula] = r
+        return r
+
+    def _scan(self, roots):
+        """Free symbols (sorted), named dims (sorted), opaque functions, all shapes."""
+        terms = list(roots)
+        for r in roots:
+            terms += [self.definitions[s] for s in self._topo(r)]
+        free, dims, fns, shapes = set(), set(), {}, set()
+        stack = list(terms)
+        seen_formulas = set()
+        while stack:
+            root = stack.pop()
+            for x in walk(root):
+                if x.shape is not None:
+                    shapes.add(x.shape)
+                    dims.update(d for d in x.shape if isinstance(d, str))
+                if x.op == "sym" and x not in self.definitions:
+                    free.add(x)
+                if x.op == "dim":
+                    dims.add(x.value)
+                if x.op == "apply":
+                    fn = x.value
+                    if fn.formula is None:
+                        fns[fn.name] = fn
+                    elif fn.formula not in seen_formulas:
+                        seen_formulas.add(fn.formula)
+                        stack.append(fn.formula)
+        return sorted(free, key=_sym_key), sorted(dims), fns, shapes
+
+    # -- public ----------------------------------------------------------------------
+
+    def evaluate(self, term: Term, values: dict, dims: dict | None = None, trial: int = 0,
+                 precise: bool = False):
+        """``term`` at given values (name -> float or nested list), as a float or a list of
+        lists; raises ``ValueError`` when the instance is no evidence (for tests and reports)."""
+        free, _dn, _fns, _shapes = self._scan([term])
+        vals = {s: np.asarray(values[s.value], dtype=float).reshape(1, 1) if s.shape is None
+                else np.asarray(values[s.value], dtype=float) for s in free}
+        inst = _Instance(dict(dims or {}), vals, trial)
+        try:
+            with np.errstate(all="ignore"):
+                if precise:
+                    with mpmath.workdps(MP_DPS):
+                        v, _ = _Ctx(self, inst, _MP(MP_DPS)).ev(term)
+                else:
+                    v, _ = _Ctx(self, inst, _F64()).ev(term)
+        except _NoEvidence as exc:
+            raise ValueError(str(exc)) from None
+        return _nested(v, term.shape is None)
+
+    def compare(self, lhs: Term, rhs: Term, precise: bool = False) -> Opinion:
+        if lhs.shape != rhs.shape and {lhs.shape, rhs.shape} != {None, (1, 1)}:
+            raise ShapeError("the two sides have different shapes")
+        with np.errstate(all="ignore"):
+            return self._compare(lhs, rhs, precise)
+
+    def _compare(self, lhs: Term, rhs: Term, precise: bool) -> Opinion:
+        try:
+            free, dimnames, fns, shapes = self._scan([lhs, rhs])
+        except _NoEvidence as exc:
+            return Opinion(0, True, 0.0, None, f"no instance could be evaluated: {exc}")
+        directional = lhs.op == "grad" or rhs.op == "grad"
+        ok = 0
+        disputed = False
+        max_rel = 0.0
+        reasons: list[str] = []
+        notes: list[str] = []
+        for trial in range(self.trials):
+            rng = np.random.default_rng([self.seed, trial])
+            if trial == 0:
+                dims = {d: 2 for d in dimnames}
+            elif trial == 1:
+                dims = {d: 1 for d in dimnames}
+            else:
+                dims = {d: int(rng.integers(1, 6)) for d in dimnames}
+            sizes = [d if isinstance(d, int) else dims[d] for sh in shapes for d in sh]
+            biggest = max(sizes, default=1)
+            if biggest > MAX_DIM_FLOAT:
+                reasons.append(f"a dimension of {biggest} exceeds {MAX_DIM_FLOAT}")
+                continue
+            for attempt in range(MAX_ATTEMPTS):
+                values = {}
+                for i, s in enumerate(free):
+                    shp = (1, 1) if s.shape is None else tuple(d if isinstance(d, int) else dims[d]
+                                                               for d in s.shape)
+                    values[s] = rng.standard_normal(shp)
+                    if s.shape is None and isinstance(s.value, PositiveName):
+                        values[s] = np.abs(values[s]) + 1e-3  # declared positive
+                    elif s.shape is None and attempt < 2:  # scalars: every sign pattern has its
+                        # trial; a retry (a domain missed) tries all positive, then any signs
+                        values[s] = np.abs(values[s]) * (_sign(trial, i) if attempt == 0 else 1.0)
+                V = None
+                if directional:
+                    g = lhs if lhs.op == "grad" else rhs
+                    gs = g.args[1].shape
+                    V = rng.standard_normal((1, 1) if gs is None else
+                                            tuple(d if isinstance(d, int) else dims[d] for d in gs))
+                inst = _Instance(dims, values, trial)
+                try:
+                    (vl, el), (vr, er) = self._sides(_Ctx(self, inst, _F64()), lhs, rhs, V)
+                except _NoEvidence as exc:
+                    reasons.append(str(exc))
+                    continue
+                diff = np.abs(vl - vr)
+                bound = C_SAFETY * (el + er)
+                if not np.all(np.isfinite(bound)):
+                    reasons.append("the round-off bound is unbounded (a value near a kink, pole or zero divisor)")
+                    continue
+                scale = max(float(np.max(np.abs(vl))), float(np.max(np.abs(vr))))
+                rel = float(np.max(diff)) / scale if scale > 0 else (0.0 if float(np.max(diff)) == 0 else math.inf)
+                max_rel = max(max_rel, rel)
+                candidate = bool(np.any(diff > bound))
+                ok += 1
+                if candidate or precise:
+                    if biggest > MAX_DIM_MP:
+                        notes.append(f"high-precision confirmation skipped: a dimension of {biggest} exceeds {MAX_DIM_MP}")
+                        if candidate:  # a difference that cannot be confirmed is no agreement
+                            disputed = True
+                        break
+                    cex = self._confirm(inst, lhs, rhs, V, fns)
+                    if isinstance(cex, dict):
+                        return Opinion(ok, False, max_rel, cex, cex["reason"])
+                    if candidate:
+                        notes.append(f"a float64 difference vanished at {MP_DPS} digits" if cex is None
+                                     else f"a float64 difference could not be confirmed: {cex}")
+                break
+        if ok == 0:
+            why = _most_common(reasons) or "no trials"
+            return Opinion(0, True, max_rel, None, f"no instance could be evaluated: {why}")
+        detail = f"agrees on {ok} instance{'s' if ok != 1 else ''}"
+        if disputed:
+            detail = f"a float64 difference on {ok} instance(s) could not be confirmed"
+        extra = sorted(set(notes))
+        if extra:
+            detail += " (" + "; ".join(extra) + ")"
+        return Opinion(ok, not disputed, max_rel, None, detail)
+
+    def _sides(self, ctx: _Ctx, lhs: Term, rhs: Term, V):
+        out = []
+        for side in (lhs, rhs):
+            if V is None:
+                out.append(ctx.ev(side))
+            elif side.op == "grad":
+                out.append(ctx.directional(side, V))
+            else:
+                out.append(ctx.inner(ctx.ev(side), V))
+        return out
+
+    def _confirm(self, inst, lhs, rhs, V, fns):
+        """A counterexample dict, None (difference vanished) or a reason string."""
+        with mpmath.workdps(MP_DPS):
+            try:
+                (vl, el), (vr, er) = self._sides(_Ctx(self, inst, _MP(MP_DPS)), lhs, rhs, V)
+            except _NoEvidence as exc:
+                return str(exc)
+            dmp = np.abs(vl - vr)
+            diff = dmp.astype(float)
+            bound = C_SAFETY * (el + er)
+            if not np.any(diff > bound):
+                return None
+            what = "the sides differ"
+            if V is not None:  # report the full sides if they can be evaluated
+                try:
+                    ctx = _Ctx(self, inst, _MP(MP_DPS))
+                    (fl, fel), (fr, fer) = ctx.ev(lhs), ctx.ev(rhs)
+                    fd = np.abs(fl - fr).astype(float)
+                    if np.any(fd > C_SAFETY * (fel + fer)):
+                        vl, vr, diff = fl, fr, fd
+                    else:
+                        what = "the sides' derivatives along a random direction differ"
+                except _NoEvidence:
+                    what = "the sides' derivatives along a random direction differ"
+            directional_only = V is not None and what.startswith("the sides'")
+            scalar = directional_only or lhs.shape is None
+            d = float(np.max(diff))
+            cex = {
+                "values": {s.value: _nested(v, s.shape is None) for s, v in inst.values.items()},
+                "dims": dict(inst.dims),
+                "lhs": _nested(vl, scalar),
+                "rhs": _nested(vr, scalar),
+                "difference": d,
+                "reason": f"{what} by {d:.6g} at the instance shown (confirmed at {MP_DPS} digits)",
+            }
+            if directional_only:
+                cex["direction"] = V.tolist()
+            if fns:
+                cex["functions"] = {n: describe_standin(fns[n], inst.trial) for n in sorted(fns)}
+            return cex
+
+
+def _sym_key(t: Term):
+    return (str(t.value), repr(t.shape))
+
+
+def _most_common(items: list[str]) -> str:
+    if not items:
+        return ""
+    counts: dict[str, int] = {}
+    for x in items:
+        counts[x] = counts.get(x, 0) + 1
+    return max(sorted(counts), key=lambda k: counts[k])
+
+
+__all__ = ["Judge", "Opinion", "describe_standin", "standin"]

@@ -1,0 +1,919 @@
+"""The normal form: terms translated, under the kernel's control, into word maps.
+
+A matrix term becomes a finite map ``word -> coefficient``: a word is a tuple of
+atoms multiplied left to right (the empty word is the identity of the term's
+shape); a coefficient is a canonical SymPy scalar that the kernel built itself
+from a term (real symbols, exact rationals, opaque functions with no
+assumptions).  Atoms:
+
+* ``("sym", name, rows, cols, t)``  matrix symbol, transposed iff t;
+* ``("ones", r, c)``         the all-ones matrix;
+* ``("unit", i, j, r, c)``   the matrix unit E_ij of an explicit matrix;
+* ``("had", F, r, c)``       Hadamard product of the multiset F of words;
+* ``("fn", f, A, r, c)``     entrywise f (a formula in ``_Z``) of the frozen
+  normal form A of its argument.
+
+Rules realised: distributivity, associativity, scalar bilinearity; transpose
+pushed to atoms reversing words; identity vanishes in words; zero contributes
+no terms; ``1[r x k] 1[k x c] = k 1[r x c]``; ``E_ij E_kl = [j = k] E_il``;
+integer powers of square matrices unfold; Hadamard products are commutative,
+associative, bilinear with unit ``1``; entrywise polynomials expand into
+Hadamard powers and functions of constant matrices evaluate; ``trace`` is
+linear, cyclic and transpose-invariant (a trace is a scalar atom).
+
+Partial operations record **side conditions** while they are translated:
+division by ``d`` needs ``d != 0``, ``log(a)`` needs ``a > 0``, ``sqrt(a)``
+needs ``a >= 0``; a negative power needs a nonzero base.  The translator
+collects them (as terms, with the scalar the kernel built) so that a verdict
+can carry them; SymPy's own cancellations (``u/u -> 1``) are then harmless.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from fractions import Fraction
+from typing import Any
+
+import sympy as sp
+from sympy.core.function import UndefinedFunction
+
+from . import terms as T
+from .errors import BudgetError, ShapeError, Unsupported
+from .terms import Term
+
+#: Refuse normal forms with more terms than this (the step becomes unproved).
+MAX_TERMS = 50_000
+#: Largest integer power or Hadamard power the normal form unfolds.
+MAX_POWER = 64
+#: Largest degree of an entrywise polynomial that is expanded.
+MAX_POLY_DEGREE = 6
+#: Largest derivative (in SymPy operations) that ``diff`` may produce.
+MAX_DIFF_OPS = 3_000
+
+_Z = sp.Dummy("z", real=True)
+_PRIM = {
+    "exp": sp.exp, "log": sp.log, "sqrt": sp.sqrt, "abs": sp.Abs, "sin": sp.sin, "cos": sp.cos,
+    "tan": sp.tan, "tanh": sp.tanh, "sinh": sp.sinh, "cosh": sp.cosh, "atan": sp.atan,
+    "asinh": sp.asinh, "erf": sp.erf, "erfc": sp.erfc, "sign": sp.sign, "sinc": sp.sinc,
+    "dirac": sp.DiracDelta,
+}
+
+
+# ---------------------------------------------------------------------------
+# Dimensions and kernel-built scalars
+
+
+def dim_symbol(d: T.Dim) -> sp.Expr:
+    return sp.Integer(d) if isinstance(d, int) else sp.Symbol(d, integer=True, positive=True)
+
+
+def scalar_symbol(name: str) -> sp.Symbol:
+    if isinstance(name, T.PositiveName):
+        return sp.Symbol(str(name), positive=True)
+    return sp.Symbol(str(name), real=True)
+
+
+_FUNCTIONS: dict[tuple[str, int], Any] = {}
+
+
+def opaque_function(name: str, order: int = 0) -> Any:
+    """The kernel's opaque function ``name`` (or its ``order``-th derivative): no
+    assumptions, no numeric value, so SymPy can decide nothing about it."""
+    key = (name, order)
+    if key not in _FUNCTIONS:
+        shown = name + ("'" * order if order <= 3 else f"^({order})")
+        _FUNCTIONS[key] = UndefinedFunction(shown)
+    return _FUNCTIONS[key]
+
+
+def _name_derivatives(e: sp.Expr) -> sp.Expr:
+    """Derivatives of opaque functions, as SymPy leaves them, renamed to the
+    kernel's derivative functions: ``Subs(Derivative(f(t), t), t, a) -> f'(a)``."""
+    names = {v: k for k, v in _FUNCTIONS.items()}
+
+    def derivative_of(d: sp.Derivative) -> Any:
+        inner = d.expr
+        if not (isinstance(inner.func, UndefinedFunction) and inner.func in names):
+            return None
+        (v, k), = d.variable_count
+        if inner.args != (v,):
+            return None
+        base, order = names[inner.func]
+        return opaque_function(base, order + int(k))(v)
+
+    def fix(x: sp.Basic) -> sp.Basic:
+        if isinstance(x, sp.Subs) and isinstance(x.expr, sp.Derivative):
+            f = derivative_of(x.expr)
+            if f is not None:
+                return f.xreplace(dict(zip(x.variables, x.point)))
+        if isinstance(x, sp.Derivative):
+            f = derivative_of(x)
+            if f is not None:
+                return f
+        return x
+
+    return e.replace(lambda x: isinstance(x, (sp.Subs, sp.Derivative)), fix)
+
+
+# ---------------------------------------------------------------------------
+# Normal forms
+
+
+class NF:
+    """``terms`` maps words to scalar coefficients; ``rows x cols`` is the shape."""
+
+    __slots__ = ("rows", "cols", "terms")
+
+    def __init__(self, rows: T.Dim, cols: T.Dim, terms: dict | None = None):
+        self.rows, self.cols = rows, cols
+        self.terms = terms if terms is not None else {}
+
+    @property
+    def shape(self) -> tuple:
+        return (self.rows, self.cols)
+
+    def _guard(self) -> NF:
+        if len(self.terms) > MAX_TERMS:
+            raise BudgetError(f"expression expands to more than {MAX_TERMS} terms")
+        return self
+
+
+def fmt_shape(shape: tuple) -> str:
+    return f"{shape[0]}x{shape[1]}"
+
+
+def _atom_shape(atom: tuple) -> tuple:
+    if atom[0] == "sym":
+        r, c = atom[2], atom[3]
+        return (c, r) if atom[4] else (r, c)
+    return atom[-2], atom[-1]
+
+
+def _transpose_atom(atom: tuple) -> tuple:
+    kind = atom[0]
+    if kind == "sym":
+        return ("sym", atom[1], atom[2], atom[3], not atom[4])
+    if kind == "ones":
+        return ("ones", atom[2], atom[1])
+    if kind == "unit":
+        return ("unit", atom[2], atom[1], atom[4], atom[3])
+    if kind == "had":
+        return ("had", frozenset((_transpose_word(w), m) for w, m in atom[1]), atom[3], atom[2])
+    if kind == "fn":
+        return ("fn", atom[1], _freeze(transpose(_thaw(atom[2]))), atom[4], atom[3])
+    raise AssertionError(kind)
+
+
+def _transpose_word(word: tuple) -> tuple:
+    return tuple(_transpose_atom(a) for a in reversed(word))
+
+
+def _concat(left: tuple, right: tuple) -> tuple[sp.Expr, tuple] | None:
+    """The product of two normalised words: (scalar factor, word) or None for zero."""
+    if not left:
+        return sp.S.One, right
+    if not right:
+        return sp.S.One, left
+    a, b = left[-1], right[0]
+    if a[0] == "ones" and b[0] == "ones":
+        merged = () if a[1] == 1 and b[2] == 1 else (("ones", a[1], b[2]),)
+        return dim_symbol(a[2]), left[:-1] + merged + right[1:]
+    if a[0] == "unit" and b[0] == "unit":
+        if a[2] != b[1]:
+            return None
+        return sp.S.One, left[:-1] + (("unit", a[1], b[2], a[3], b[4]),) + right[1:]
+    return sp.S.One, left + right
+
+
+def add(x: NF, y: NF) -> NF:
+    if x.shape != y.shape:
+        raise ShapeError(f"shapes {fmt_shape(x.shape)} and {fmt_shape(y.shape)} cannot be added")
+    terms = dict(x.terms)
+    for w, c in y.terms.items():
+        terms[w] = terms[w] + c if w in terms else c
+    return NF(x.rows, x.cols, terms)._guard()
+
+
+def scale(x: NF, c: sp.Expr) -> NF:
+    if c == 0:
+        return NF(x.rows, x.cols)
+    if c == 1:
+        return x
+    return NF(x.rows, x.cols, {w: c * v for w, v in x.terms.items()})
+
+
+def mul(x: NF, y: NF) -> NF:
+    if x.cols != y.rows:
+        raise ShapeError(f"shapes {fmt_shape(x.shape)} and {fmt_shape(y.shape)} cannot be multiplied")
+    if len(x.terms) * len(y.terms) > MAX_TERMS:
+        raise BudgetError(f"product expands to more than {MAX_TERMS} terms")
+    terms: dict = {}
+    for w1, c1 in x.terms.items():
+        for w2, c2 in y.terms.items():
+            joined = _concat(w1, w2)
+            if joined is None:
+                continue
+            k, w = joined
+            c = c1 * c2 * k
+            terms[w] = terms[w] + c if w in terms else c
+    return NF(x.rows, y.cols, terms)._guard()
+
+
+def transpose(x: NF) -> NF:
+    return NF(x.cols, x.rows, {_transpose_word(w): c for w, c in x.terms.items()})
+
+
+def identity(n: T.Dim) -> NF:
+    return NF(n, n, {(): sp.S.One})
+
+
+def ones(r: T.Dim, c: T.Dim) -> NF:
+    if r == 1 and c == 1:
+        return identity(1)  # the 1x1 ones matrix is the 1x1 identity
+    return NF(r, c, {(("ones", r, c),): sp.S.One})
+
+
+def _had_factors(word: tuple, r: T.Dim, c: T.Dim) -> Counter:
+    """The multiset of Hadamard factors of a word (empty for the unit ``1``)."""
+    if len(word) == 1 and word[0][0] == "had":
+        return Counter(dict(word[0][1]))
+    if len(word) == 1 and word[0][0] == "ones":
+        return Counter()
+    if not word and r == 1 and c == 1:
+        return Counter()  # I_1 = 1[1x1], the unit
+    return Counter({word: 1})
+
+
+def _had_word(factors: Counter, r: T.Dim, c: T.Dim) -> tuple:
+    if not factors:
+        return next(iter(ones(r, c).terms))
+    if len(factors) == 1:
+        (w, m), = factors.items()
+        if m == 1:
+            return w
+    return (("had", frozenset(factors.items()), r, c),)
+
+
+def hadamard(x: NF, y: NF) -> NF:
+    if x.shape != y.shape:
+        raise ShapeError(f"shapes {fmt_shape(x.shape)} and {fmt_shape(y.shape)} cannot be multiplied elementwise")
+    if len(x.terms) * len(y.terms) > MAX_TERMS:
+        raise BudgetError(f"Hadamard product expands to more than {MAX_TERMS} terms")
+    r, c = x.shape
+    terms: dict = {}
+    for w1, c1 in x.terms.items():
+        f1 = _had_factors(w1, r, c)
+        for w2, c2 in y.terms.items():
+            w = _had_word(f1 + _had_factors(w2, r, c), r, c)
+            v = c1 * c2
+            terms[w] = terms[w] + v if w in terms else v
+    return NF(r, c, terms)._guard()
+
+
+def canonical(c: sp.Expr) -> sp.Expr:
+    """A canonical form of a scalar coefficient: expanded, cancelled if rational."""
+    if c.is_Number:
+        return c
+    e = sp.expand(c)
+    if any(p.exp.is_negative for p in e.atoms(sp.Pow)):
+        e = sp.cancel(sp.together(e))
+        e = sp.expand(e) if e.is_polynomial() else e
+    return e
+
+
+def clean(x: NF) -> NF:
+    """Canonical coefficients, zero terms dropped."""
+    terms = {}
+    for w, c in x.terms.items():
+        c = canonical(c)
+        if c != 0:
+            terms[w] = c
+    return NF(x.rows, x.cols, terms)
+
+
+def _freeze(x: NF) -> tuple:
+    x = clean(x)
+    return (x.rows, x.cols, frozenset(x.terms.items()))
+
+
+def _thaw(frozen: tuple) -> NF:
+    r, c, items = frozen
+    return NF(r, c, dict(items))
+
+
+def elementwise(body: sp.Expr, arg: NF) -> NF:
+    """Normal form of ``f(arg)`` applied entry by entry, ``f`` a formula in ``_Z``."""
+    r, c = arg.shape
+    arg = clean(arg)
+    if not arg.terms:  # f(0) everywhere
+        return scale(ones(r, c), body.subs(_Z, 0))
+    if len(arg.terms) == 1:
+        (w, k), = arg.terms.items()
+        if w == next(iter(ones(r, c).terms)):  # a constant matrix k 1: f(k) 1
+            return scale(ones(r, c), body.subs(_Z, k))
+    if not body.has(sp.Piecewise, sp.Max, sp.Min, sp.Heaviside, sp.Abs, sp.Function):
+        try:
+            poly = sp.Poly(sp.expand(body), _Z)
+        except sp.PolynomialError:
+            poly = None
+        if poly is not None and poly.degree() <= MAX_POLY_DEGREE and not any(
+            k.has(_Z) for k in poly.all_coeffs()
+        ):
+            result = NF(r, c)
+            power = ones(r, c)
+            for degree, coeff in enumerate(reversed(poly.all_coeffs())):
+                if degree:
+                    power = hadamard(power, arg)
+                if coeff != 0:
+                    result = add(result, scale(power, coeff))
+            return result
+    return NF(r, c, {(("fn", body, _freeze(arg), r, c),): sp.S.One})
+
+
+# ---- trace: a scalar atom keyed by the canonical rotation of its word ----
+
+_TRACE_SYMBOLS: dict[tuple, sp.Dummy] = {}
+_TRACE_LOCK = threading.Lock()
+
+
+def akey(obj: Any) -> str:
+    """A deterministic sort key (independent of hash seeds)."""
+    return repr(obj)
+
+
+def _trace_word(word: tuple, n: T.Dim) -> sp.Expr:
+    if not word:
+        return dim_symbol(n)
+    if len(word) > 1 and word[0][0] == "ones" and word[-1][0] == "ones":
+        k, merged = _concat(word[-1:], word[:1])
+        return k * _trace_word(word[1:-1] + merged, n)
+    if len(word) == 1 and word[0][0] == "ones":
+        return dim_symbol(word[0][1])
+    if all(a[0] == "unit" for a in word):
+        (a,) = word
+        return sp.S.One if a[1] == a[2] else sp.S.Zero
+    candidates = []
+    for w in (word, _transpose_word(word)):
+        for i in range(len(w)):
+            rot = w[i:] + w[:i]
+            candidates.append((akey(rot), rot))
+    key = min(candidates, key=lambda kv: kv[0])[1]
+    with _TRACE_LOCK:
+        if key not in _TRACE_SYMBOLS:
+            _TRACE_SYMBOLS[key] = sp.Dummy(f"tr{len(_TRACE_SYMBOLS)}")
+        return _TRACE_SYMBOLS[key]
+
+
+def trace(x: NF) -> sp.Expr:
+    """The trace of a square normal form, as a scalar in trace atoms."""
+    if x.rows != x.cols:
+        raise ShapeError(f"trace of a non-square {fmt_shape(x.shape)} matrix")
+    return sp.Add(*[c * _trace_word(w, x.rows) for w, c in x.terms.items()])
+
+
+def as_scalar(x: NF) -> sp.Expr:
+    """A 1x1 normal form as a scalar (its trace)."""
+    return trace(x)
+
+
+# ---------------------------------------------------------------------------
+# Derivatives of entrywise functions
+
+
+def derivative_body(body: sp.Expr) -> sp.Expr:
+    """``f'`` of a formula in ``_Z``: SymPy's scalar ``diff`` on a kernel-built scalar.
+
+    ``Heaviside(u)`` (1/2 at 0) from ``d/dz max(0, z)`` takes the catalogue's
+    subgradient convention ``relu'(0) = 0``; only the value at the kink changes."""
+    d = sp.diff(body, _Z)
+    d = d.replace(lambda e: isinstance(e, sp.Heaviside) and len(e.args) == 1,
+                  lambda e: sp.Heaviside(e.args[0], 0))
+    return _name_derivatives(d)
+
+
+def elementwise_derivative(lam: sp.Lambda) -> sp.Lambda:
+    """``f'`` for an entrywise ``f`` given as a SymPy ``Lambda`` (for symnet's builders)."""
+    (v,) = lam.variables
+    d = sp.diff(lam.expr, v)
+    d = d.replace(lambda e: isinstance(e, sp.Heaviside) and len(e.args) == 1,
+                  lambda e: sp.Heaviside(e.args[0], 0))
+    return sp.Lambda(v, d)
+
+
+# ---------------------------------------------------------------------------
+# Side conditions
+
+
+class Condition:
+    """``term REL 0`` (REL one of ``!=``, ``>``, ``>=``) that a partial operation needs."""
+
+    __slots__ = ("term", "rel", "scalar")
+
+    def __init__(self, term: Term, rel: str, scalar: sp.Expr):
+        self.term, self.rel, self.scalar = term, rel, scalar
+
+    def key(self) -> tuple:
+        return (self.term, self.rel)
+
+
+# ---------------------------------------------------------------------------
+# From terms to normal forms
+
+
+class Translator:
+    """Translates terms to normal forms (and scalars), unfolding the given rewrites.
+
+    ``rewrites`` (symbol term -> term) are unfolded where they occur;
+    ``definitions``, if given, are all unfolded, recursively; ``calculus`` are
+    the definitions the gradient rules may follow.  ``conditions`` collects the
+    side conditions of every partial operation met.
+    """
+
+    def __init__(self, rewrites: dict | None = None, definitions: dict | None = None,
+                 calculus: dict | None = None):
+        self.rewrites = rewrites or {}
+        self.definitions = definitions
+        self.calculus = calculus if calculus is not None else (definitions if definitions is not None else {})
+        self.memo: dict = {}
+        self.smemo: dict = {}
+        self.conditions: dict = {}
+
+    # -- entry points ---------------------------------------------------------
+    def __call__(self, t: Term) -> NF:
+        self._prepare(t)
+        if not t.is_matrix:
+            return NF(1, 1, {(): self.scalar(t)})
+        return self.nf(t)
+
+    def _unfold(self, t: Term) -> Term | None:
+        if t in self.rewrites:
+            return self.rewrites[t]
+        if self.definitions is not None and t in self.definitions:
+            return self.definitions[t]
+        return None
+
+    def _prepare(self, root: Term) -> None:
+        """Translate the definitions ``root`` depends on, dependencies first, so
+        that unfolding a long chain of definitions never recurses deeply."""
+        order, state = [], set()
+        stack = [(s, False) for s in T.symbols(root) if self._unfold(s) is not None]
+        while stack:
+            sym, done = stack.pop()
+            if done:
+                order.append(sym)
+                continue
+            if sym in state or sym in self.memo or sym in self.smemo:
+                continue
+            state.add(sym)
+            stack.append((sym, True))
+            for dep in T.symbols(self._unfold(sym)):
+                if self._unfold(dep) is not None and dep not in state:
+                    stack.append((dep, False))
+        for sym in order:
+            if sym.is_matrix:
+                self.nf(sym)
+            else:
+                self.scalar(sym)
+
+    def _condition(self, t: Term, rel: str) -> None:
+        s = self.scalar(t)
+        if s.is_Number:
+            ok = (s != 0) if rel == "!=" else (s > 0) if rel == ">" else (s >= 0)
+            if not ok:
+                raise Undefined(t, rel)
+            return
+        c = Condition(t, rel, s)
+        self.conditions.setdefault(c.key(), c)
+
+    # -- scalars --------------------------------------------------------------
+    def scalar(self, t: Term) -> sp.Expr:
+        hit = self.smemo.get(t)
+        if hit is None:
+            hit = self.smemo[t] = self._scalar(t)
+        return hit
+
+    def _scalar(self, t: Term) -> sp.Expr:
+        if t.is_matrix:
+            x = self.nf(t)
+            if x.shape != (1, 1):
+                raise ShapeError(f"expected a scalar, got a {fmt_shape(x.shape)} matrix")
+            return as_scalar(x)
+        op, a = t.op, t.args
+        if op == "num":
+            return sp.Rational(t.value.numerator, t.value.denominator)
+        if op == "const":
+            return sp.pi if t.value == "pi" else sp.E
+        if op == "sym":
+            unfolded = self._unfold(t)
+            if unfolded is not None:
+                return self.scalar(unfolded)
+            return scalar_symbol(t.value)
+        if op == "var":
+            return _Z
+        if op == "dim":
+            return dim_symbol(t.value)
+        if op == "add":
+            return sp.Add(*[self.scalar(x) for x in a])
+        if op == "sub":
+            return self.scalar(a[0]) - self.scalar(a[1])
+        if op == "neg":
+            return -self.scalar(a[0])
+        if op == "mul":
+            return sp.Mul(*[self.scalar(x) for x in a])
+        if op == "div":
+            self._condition(a[1], "!=")
+            return self.scalar(a[0]) / self.scalar(a[1])
+        if op == "pow":
+            base, k = self.scalar(a[0]), self.scalar(a[1])
+            if k.is_Integer and k < 0:
+                self._condition(a[0], "!=")
+            elif k.is_Rational and not k.is_Integer:
+                self._condition(a[0], ">" if k < 0 else ">=")
+            elif not k.is_Integer:
+                self._condition(a[0], ">")
+            return base**k
+        if op == "prim":
+            return self._prim(t, [self.scalar(x) for x in a])
+        if op == "apply":
+            return self._apply_scalar(t)
+        if op == "trace":
+            return trace(self.nf(a[0]))
+        if op == "sum":
+            x = self.nf(a[0])
+            return as_scalar(mul(mul(ones(1, x.rows), x), ones(x.cols, 1)))
+        if op == "diff":
+            # differentiate what the expression means: every definition unfolded (a
+            # defined scalar is no constant), and nothing the variable hides inside
+            # (a trace or entrywise atom would be differentiated as a constant)
+            unfolding = Translator(definitions=self.calculus)
+            body = _unfold_all(a[0], self.calculus)
+            if any(x.is_matrix and a[1] in T.symbols(x) for x in T.walk(body)):
+                raise Unsupported("diff of an expression whose matrices depend on the variable")
+            e = unfolding.scalar(body)
+            for k, c in unfolding.conditions.items():
+                self.conditions.setdefault(k, c)
+            v = scalar_symbol(a[1].value)
+            for _ in range(int(t.value)):  # one order at a time: a swelling derivative stops early
+                e = sp.diff(e, v)
+                if sp.count_ops(e) > MAX_DIFF_OPS:
+                    raise BudgetError(f"this derivative grows beyond {MAX_DIFF_OPS} operations")
+            return _name_derivatives(e)
+        if op == "piecewise":
+            pieces = [(self.scalar(a[i]), self._cond(a[i + 1])) for i in range(0, len(a), 2)]
+            return sp.Piecewise(*pieces)
+        raise Unsupported(f"'{op}' is outside the decided fragment")
+
+    def _cond(self, t: Term) -> Any:
+        rel = {"lt": sp.Lt, "le": sp.Le, "gt": sp.Gt, "ge": sp.Ge, "eq": sp.Eq, "ne": sp.Ne}
+        if t.op in rel:
+            return rel[t.op](self.scalar(t.args[0]), self.scalar(t.args[1]))
+        if t.op == "true":
+            return sp.true
+        if t.op in ("and", "or", "not"):
+            f = {"and": sp.And, "or": sp.Or, "not": sp.Not}[t.op]
+            return f(*[self._cond(x) for x in t.args])
+        raise Unsupported(f"condition '{t.op}'")
+
+    def _prim(self, t: Term, args: list) -> sp.Expr:
+        name = t.value
+        if name == "log":
+            self._condition(t.args[0], ">") if not t.is_matrix else None
+        elif name == "sqrt":
+            self._condition(t.args[0], ">=") if not t.is_matrix else None
+        if name == "max":
+            return sp.Max(*args)
+        if name == "min":
+            return sp.Min(*args)
+        if name == "heaviside":
+            return sp.Heaviside(args[0], args[1])
+        return _PRIM[name](args[0])
+
+    def _apply_scalar(self, t: Term) -> sp.Expr:
+        fn, arg = t.value, t.args[0]
+        x = self.scalar(arg)
+        if fn.opaque:
+            return opaque_function(fn.name, fn.order)(x)
+        params = [self.scalar(p) for p in t.args[1:]]
+        return self.formula(fn, params).xreplace({_Z: x})
+
+    def formula(self, fn: T.Fn, params: list) -> sp.Expr:
+        """The body of a function in ``_Z`` with its parameters substituted."""
+        # catalogue formulas are total on the reals (tested for every record), so
+        # the domain conditions met inside them are not the user's conditions
+        return Translator()._formula(fn.formula, params)
+
+    def _formula(self, f: Term, params: list) -> sp.Expr:
+        mapping = {T.param(i): p for i, p in enumerate(params)}
+        for p, v in mapping.items():
+            self.smemo[p] = v
+        return self.scalar(f)
+
+    # -- matrices -------------------------------------------------------------
+    def nf(self, t: Term) -> NF:
+        hit = self.memo.get(t)
+        if hit is None:
+            hit = self.memo[t] = self._nf(t)
+        return hit
+
+    def _nf(self, t: Term) -> NF:
+        if not t.is_matrix:
+            return NF(1, 1, {(): self.scalar(t)})
+        op, a = t.op, t.args
+        r, c = t.shape
+        if op == "sym":
+            unfolded = self._unfold(t)
+            if unfolded is not None:
+                x = self.nf(unfolded)
+                if x.shape != t.shape:
+                    raise ShapeError(f"{t.value} is {fmt_shape(t.shape)} but its definition is {fmt_shape(x.shape)}")
+                return x
+            return NF(r, c, {(("sym", t.value, r, c, False),): sp.S.One})
+        if op == "add":
+            result = self.nf(a[0])
+            for x in a[1:]:
+                result = add(result, self.nf(x))
+            return result
+        if op == "sub":
+            return add(self.nf(a[0]), scale(self.nf(a[1]), sp.S.NegativeOne))
+        if op == "neg":
+            return scale(self.nf(a[0]), sp.S.NegativeOne)
+        if op == "mul":
+            coeff, result = sp.S.One, None
+            for x in a:
+                if x.is_matrix:
+                    n = self.nf(x)
+                    result = n if result is None else mul(result, n)
+                else:
+                    coeff *= self.scalar(x)
+            return scale(result, coeff)
+        if op == "div":
+            self._condition(a[1], "!=")
+            return scale(self.nf(a[0]), 1 / self.scalar(a[1]))
+        if op == "T":
+            return transpose(self.nf(a[0]))
+        if op == "eye":
+            return identity(r)
+        if op == "zeros":
+            return NF(r, c)
+        if op == "ones":
+            return ones(r, c)
+        if op == "pow":
+            base, k = self.nf(a[0]), int(a[1].value)
+            if k > MAX_POWER:
+                raise Unsupported(f"matrix power {k}")
+            result = identity(r)
+            for _ in range(k):
+                result = mul(result, base)
+            return result
+        if op == "had":
+            result = self.nf(a[0])
+            for x in a[1:]:
+                result = hadamard(result, self.nf(x))
+            return result
+        if op == "hadpow":
+            base, k = self.nf(a[0]), int(a[1].value)
+            if k > MAX_POWER:
+                raise Unsupported(f"Hadamard power {k}")
+            result = ones(r, c)
+            for _ in range(k):
+                result = hadamard(result, base)
+            return result
+        if op == "prim":
+            if t.value in T.DOMAINS:
+                self._entrywise_condition(t)
+            if t.value in ("max", "min", "heaviside"):
+                raise Unsupported(f"{t.value} of a matrix")
+            return elementwise(_PRIM[t.value](_Z), self.nf(a[0]))
+        if op == "apply":
+            fn = t.value
+            if fn.opaque:
+                body = opaque_function(fn.name, fn.order)(_Z)
+            else:
+                body = self.formula(fn, [self.scalar(p) for p in a[1:]])
+            return elementwise(body, self.nf(a[0]))
+        if op == "matrix":
+            terms = {}
+            for i in range(r):
+                for j in range(c):
+                    v = self.scalar(a[i * c + j])
+                    if v != 0:
+                        terms[(("unit", i, j, r, c),)] = v
+            return NF(r, c, terms)._guard()
+        if op == "grad":
+            return adjoint(self, a[0], a[1])
+        raise Unsupported(f"'{op}' is outside the decided fragment")
+
+    def _entrywise_condition(self, t: Term) -> None:
+        # an entrywise log/sqrt: every entry of the argument must be in the domain;
+        # recorded as a condition on the argument (stated, never discharged here)
+        rel = ">" if t.value == "log" else ">="
+        key = (t.args[0], rel)
+        self.conditions.setdefault(key, Condition(t.args[0], rel, sp.Symbol("_entries")))
+
+
+def _unfold_all(t: Term, definitions: dict, limit: int = 10_000) -> Term:
+    """``t`` with every defined symbol replaced by its definition, recursively."""
+    for _ in range(limit):
+        found = {s: definitions[s] for s in T.symbols(t) if s in definitions}
+        if not found:
+            return t
+        t = T.substitute(t, found)
+    raise BudgetError("definitions nested too deeply")
+
+
+class Undefined(Exception):
+    """A partial operation applied where it is undefined everywhere (``1/0``)."""
+
+    def __init__(self, term: Term, rel: str):
+        super().__init__(f"{T.fmt_shape(term.shape)} value {rel} 0 fails")
+        self.term, self.rel = term, rel
+
+
+# ---------------------------------------------------------------------------
+# Gradients: reverse mode from first principles
+
+
+def _depends(t: Term, wrt: Term, definitions: dict, memo: dict) -> bool:
+    order = T.walk(t)
+    for node in order:
+        if node in memo:
+            continue
+        if node == wrt:
+            memo[node] = True
+        elif node.op == "sym":
+            d = definitions.get(node)
+            if d is not None and d not in memo:
+                memo[node] = _depends(d, wrt, definitions, memo)
+            else:
+                memo[node] = d is not None and memo.get(d, False)
+        else:
+            memo[node] = any(memo.get(k, False) for k in node.args)
+    return memo[t]
+
+
+def adjoint(tr: Translator, loss: Term, wrt: Term) -> NF:
+    """``dL/dX`` as a normal form, by reverse-mode rules on the terms.
+
+    Rules (``G`` the cotangent of a node, an NF of the node's shape): a sum gives
+    G to every term; ``c A_1 ... A_k`` gives ``c (A_1..A_{i-1})^T G (A_{i+1}..A_k)^T``
+    to ``A_i``; ``A^T`` gives ``G^T``; ``A (.) B`` gives ``G (.) B`` to ``A``;
+    ``f(A)`` gives ``G (.) f'(A)``; ``tr(A)`` gives ``g I``; a defined symbol
+    passes its accumulated cotangent to its definition (reverse topological
+    order).  Any dependence these rules cannot follow (a scalar factor, an
+    activation parameter or an exponent that depends on ``X``) is Unsupported:
+    never dropped.
+    """
+    definitions = tr.calculus
+    if wrt in definitions:
+        raise Unsupported("gradient with respect to a defined symbol")
+    if not wrt.is_matrix:
+        raise Unsupported("gradient with respect to a scalar (use diff)")
+    memo: dict = {}
+
+    def depends(e: Term) -> bool:
+        return _depends(e, wrt, definitions, memo)
+
+    pending: dict = {}
+    result: list[NF] = []
+
+    def push(e: Term, g: NF) -> None:
+        if not depends(e):
+            return
+        if e == wrt:
+            result.append(g)
+            return
+        op, a = e.op, e.args
+        if op == "sym":
+            pending.setdefault(e, []).append(g)
+        elif op == "add":
+            for x in a:
+                push(x, g)
+        elif op == "sub":
+            push(a[0], g)
+            push(a[1], scale(g, sp.S.NegativeOne))
+        elif op == "neg":
+            push(a[0], scale(g, sp.S.NegativeOne))
+        elif op == "mul":
+            scalars = [x for x in a if not x.is_matrix]
+            mats = [x for x in a if x.is_matrix]
+            if any(depends(x) for x in scalars):
+                if mats:
+                    raise Unsupported("a scalar factor that depends on the variable")
+            coeff = sp.Mul(*[tr.scalar(x) for x in scalars])
+            if not mats:  # a product of scalars
+                for i, x in enumerate(scalars):
+                    if depends(x):
+                        others = sp.Mul(*[tr.scalar(y) for j, y in enumerate(scalars) if j != i])
+                        push(x, scale(g, others))
+                return
+            nfs = [tr.nf(m) for m in mats]
+            for i, m in enumerate(mats):
+                if not depends(m):
+                    continue
+                left = g
+                for f in nfs[:i]:  # (A_1 .. A_{i-1})^T G = A_{i-1}^T .. A_1^T G
+                    left = mul(transpose(f), left)
+                for f in reversed(nfs[i + 1:]):
+                    left = mul(left, transpose(f))
+                push(m, scale(left, coeff))
+        elif op == "div":
+            if depends(a[1]):
+                raise Unsupported("a divisor that depends on the variable")
+            push(a[0], scale(g, 1 / tr.scalar(a[1])))
+        elif op == "T":
+            push(a[0], transpose(g))
+        elif op == "had":
+            for i, x in enumerate(a):
+                if depends(x):
+                    other = g
+                    for j, y in enumerate(a):
+                        if j != i:
+                            other = hadamard(other, tr.nf(y))
+                    push(x, other)
+        elif op == "hadpow":
+            k = int(a[1].value)
+            if k == 0:
+                return
+            base = tr.nf(a[0])
+            power = ones(*base.shape)
+            for _ in range(k - 1):
+                power = hadamard(power, base)
+            push(a[0], scale(hadamard(g, power), k))
+        elif op == "pow" and e.is_matrix:
+            k = int(a[1].value)
+            if k:
+                push(T.mul(*([a[0]] * k)) if k > 1 else a[0], g)
+        elif op in ("prim", "apply") and e.is_matrix:
+            if any(depends(p) for p in a[1:]):
+                raise Unsupported(f"a parameter of {_fname(e)} that depends on the variable")
+            if op == "prim":
+                if e.value in ("max", "min", "heaviside"):
+                    raise Unsupported(f"gradient through {e.value}")
+                body = _PRIM[e.value](_Z)
+            elif e.value.opaque:
+                body = opaque_function(e.value.name, e.value.order)(_Z)
+            else:
+                body = tr.formula(e.value, [tr.scalar(p) for p in a[1:]])
+            push(a[0], hadamard(g, elementwise(derivative_body(body), tr.nf(a[0]))))
+        elif op == "trace":
+            push(a[0], scale(identity(a[0].rows), as_scalar(g)))
+        elif op == "sum":
+            push(a[0], scale(ones(*a[0].shape), as_scalar(g)))
+        else:
+            raise Unsupported(f"gradient through '{op}'")
+
+    start = NF(1, 1, {(): sp.S.One})
+    push(loss, start)
+    for sym in _topological(definitions):
+        if sym in pending:
+            terms = pending.pop(sym)
+            total = terms[0]
+            for x in terms[1:]:
+                total = add(total, x)
+            push(definitions[sym], total)
+    if not result:
+        return NF(*wrt.shape)
+    out = result[0]
+    for x in result[1:]:
+        out = add(out, x)
+    return out
+
+
+def _fname(t: Term) -> str:
+    return t.value if t.op == "prim" else t.value.name
+
+
+def _topological(definitions: dict) -> list:
+    """Defined symbols ordered so that every symbol precedes the symbols it uses."""
+    order, state = [], {}
+    for root in sorted(definitions, key=lambda s: s.value):
+        stack = [(root, False)]
+        while stack:
+            sym, done = stack.pop()
+            if done:
+                state[sym] = 2
+                order.append(sym)
+                continue
+            if state.get(sym):
+                continue
+            state[sym] = 1
+            stack.append((sym, True))
+            for dep in sorted(T.symbols(definitions[sym]), key=lambda s: s.value):
+                if dep in definitions and not state.get(dep):
+                    stack.append((dep, False))
+    return order[::-1]
+
+
+def symmetrize_scalar(x: NF) -> NF:
+    """A 1x1 matrix equals its transpose: key each word by the smaller of the two."""
+    terms: dict = {}
+    for w, c in x.terms.items():
+        t = _transpose_word(w)
+        key = w if akey(w) <= akey(t) else t
+        terms[key] = terms[key] + c if key in terms else c
+    return clean(NF(x.rows, x.cols, terms))
+
+
+def frac(q: sp.Rational) -> Fraction:
+    return Fraction(int(q.p), int(q.q))
