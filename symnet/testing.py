@@ -205,13 +205,10 @@ def _bind_numeric(activation: Any, parameters: dict[str, float]):
 
 
 def _as_arrays(point: Mapping[str, Any]) -> dict[str, np.ndarray]:
-    out = {}
-    for k, v in point.items():
-        a = np.array(v)
-        if not np.issubdtype(a.dtype, np.floating):
-            a = a.astype(np.float64)
-        out[k] = a
-    return out
+    """The point in float64 whatever its dtype: the gradients and the differences are float64."""
+    from .gradcheck import _float64
+
+    return {k: _float64(v) for k, v in point.items()}
 
 
 class _Overflow(Exception):
@@ -232,6 +229,7 @@ def assert_gradients_match(
     rtol: float | None = None,
     max_entries: int | None = None,
     taylor: bool = True,
+    allow_vacuous: bool | None = None,
 ) -> list:
     """Assert that backprop's gradients of ``loss`` for ``net`` match finite differences.
 
@@ -258,6 +256,18 @@ def assert_gradients_match(
         prove: also require every step of the backprop derivation to be proved
             by the kernel.
         rtol, max_entries, taylor: options of :func:`symnet.gradcheck.check`.
+        allow_vacuous: what to do with a *vacuous* check (``report.vacuous``: every
+            gradient entry and every finite difference is zero to within the
+            loss's round-off, so nothing was tested).  ``False``: fail.  ``True``:
+            accept it.  ``None`` (default): at symnet's random points a vacuous
+            point is replaced by a fresh seed (up to 8 tries per point) and the
+            assertion fails if every try is vacuous; at the caller's own
+            ``point`` it is accepted with a
+            :class:`~symnet.gradcheck.VacuousCheckWarning` (the report says so).
+
+    Every point is cast to float64 before the gradients are computed and the
+    loss is differenced (a float16 or float32 point is checked as tightly as a
+    float64 one); tolerances do not depend on the point's dtype.
 
     Returns:
         The :class:`~symnet.gradcheck.GradCheckReport` of every point.
@@ -289,9 +299,9 @@ def assert_gradients_match(
     loss_fn = g.loss_function()
     compiled = g.function() if gradient is None else None
     source = "backprop's gradients" if gradient is None else "the given gradients"
-    reports = []
-    for k, raw in enumerate(pts):
+    def check_one(raw: Mapping[str, Any], where: str):
         p = _as_arrays(raw)
+        own = {k: np.asarray(v) for k, v in raw.items()}  # check() casts; the report names this dtype
         if gradient is None:
             claimed = compiled(**p)
         elif isinstance(gradient, Mapping):
@@ -308,7 +318,6 @@ def assert_gradients_match(
                 raise SymnetAssertionError(
                     f"{source} for {net!r}: d{g.loss.name}/d{name} has shape {value.shape}, "
                     f"{name} has shape {p[name].shape}")
-        where = f"point {k} (seed {seed + k})" if point is None else f"point {k}"
 
         def loss_at(arrays: dict) -> float:
             value = float(loss_fn(**arrays)["loss"])
@@ -321,7 +330,7 @@ def assert_gradients_match(
             for name, value in grads.items():
                 if not np.all(np.isfinite(value)):
                     raise _Overflow(f"d{g.loss.name}/d{name} = {_value(value)}")
-            report = check(loss_at, grads, p, rtol=rtol, max_entries=max_entries, taylor=taylor, seed=seed + k)
+            report = check(loss_at, grads, own, rtol=rtol, max_entries=max_entries, taylor=taylor, seed=check_seed)
         except _Overflow as exc:  # no NaN verdicts: an overflowing point is a failure, named as such
             shown = [f"    {name} = {_value(v)}" for name, v in p.items()]
             raise SymnetAssertionError(
@@ -329,12 +338,44 @@ def assert_gradients_match(
                 f"the loss or a gradient is not finite there ({exc.args[0]})",
                 "  (overflow: use smaller weights or inputs)\n  at the point\n" + "\n".join(shown),
             ) from None
+        shown = [f"    {name} = {_value(v)}" for name, v in p.items()]
         if not report.ok:
-            shown = [f"    {name} = {_value(v)}" for name, v in p.items()]
             raise SymnetAssertionError(
                 f"{source} of the {g.loss.name} loss for {net!r} do not match finite differences at {where}",
                 str(report) + "\n  at the point\n" + "\n".join(shown),
             )
+        return report, shown
+
+    reports = []
+    tries = 8 if (point is None and allow_vacuous is None) else 1  # redraws of a vacuous random point
+    for k, raw in enumerate(pts):
+        for attempt in range(tries):
+            check_seed = seed + k + attempt * len(pts)  # distinct from the other points' seeds
+            if attempt:
+                raw = g.random_point(check_seed, batch=batch)
+            where = f"point {k} (seed {check_seed})" if point is None else f"point {k}"
+            report, shown = check_one(raw, where)
+            if not report.vacuous or allow_vacuous is True or attempt + 1 < tries:
+                if not report.vacuous or allow_vacuous is True:
+                    break
+                continue
+            if allow_vacuous is False or point is None:
+                tried = f" (and at {tries - 1} other seeds)" if tries > 1 else ""
+                raise SymnetAssertionError(
+                    f"the gradient check of {source} of the {g.loss.name} loss for {net!r} is vacuous at "
+                    f"{where}{tried}: every gradient entry and every finite difference is zero, so nothing "
+                    "was tested",
+                    str(report) + "\n  (pass allow_vacuous=True if vanishing gradients are intended)"
+                    "\n  at the point\n" + "\n".join(shown),
+                )
+            import warnings
+
+            from .gradcheck import VacuousCheckWarning
+
+            warnings.warn(f"the gradient check of the {g.loss.name} loss for {net!r} at {where} is vacuous: "
+                          "every gradient and finite difference is zero, nothing was tested "
+                          "(pass allow_vacuous=True to accept this silently, False to fail)",
+                          VacuousCheckWarning, stacklevel=2)
         reports.append(report)
     if prove:
         derivation = g.derivation
