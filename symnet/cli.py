@@ -7,8 +7,6 @@ import importlib
 import os
 import sys
 
-from .errors import SymnetError
-
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # one line, exit 2
@@ -19,6 +17,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .commands import COMMANDS
 
     parser = _Parser(prog="symnet", description="Derive, check and typeset the mathematics of neural networks.")
+    parser.add_argument("--version", action="version", version=f"symnet {version()}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name in COMMANDS:
         try:
@@ -31,6 +30,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def version() -> str:
+    """symnet's version: the installed distribution's, else the package's ``__version__``.
+
+    Neither imports SymPy: ``symnet --version`` and ``symnet --help`` stay instant.
+    """
+    from . import __version__
+
+    try:
+        from importlib.metadata import PackageNotFoundError, distribution
+
+        dist = distribution("symnet")
+    except (ImportError, PackageNotFoundError):
+        return __version__
+    # an installed symnet that is this one (not a stale install shadowed by a clone)
+    try:
+        here = os.path.realpath(os.path.dirname(__file__))
+        installed = os.path.realpath(str(dist.locate_file("symnet")))
+    except (OSError, TypeError, NotImplementedError):
+        return __version__
+    return dist.version if here == installed else __version__
+
+
 def write_output(text: str, path: str | None) -> None:
     """Write ``text`` to ``path`` (``-`` or None: stdout)."""
     if path in (None, "-"):
@@ -40,6 +61,8 @@ def write_output(text: str, path: str | None) -> None:
         with open(path, "w", encoding="utf-8") as handle:
             handle.write(text if text.endswith("\n") else text + "\n")
     except OSError as exc:
+        from .errors import SymnetError
+
         raise SymnetError(f"cannot write {path}: {exc.strerror}") from None
 
 
@@ -47,10 +70,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     if argv is not None:
         argv = [os.fspath(a) for a in argv]
-    args = parser.parse_args(argv)
+    args = parser.parse_args(argv)  # --help and --version end here, before SymPy is imported
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
         return 2
+    from .errors import SymnetError
+
     try:
         return int(args.func(args) or 0)
     except SymnetError as exc:

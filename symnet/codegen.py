@@ -19,7 +19,11 @@ The layouts fix how each product is printed (``H @ W``, ``D.T``-free outer
 sums, row-wise inner products ``np.sum(A * B, axis=1)``), so gradients come out
 summed over the batch with the same matrix products a hand-written backprop
 uses.  Repeated subexpressions are computed once (a small matrix-level CSE), and
-``f'(z)`` reuses ``h = f(z)`` when that is cheaper (``tanh'(z1) -> 1 - h1**2``).
+``f'(z)`` reuses ``h = f(z)`` when that is cheaper and exact.  Catalogue activations
+whose printed formula overflows or cancels somewhere (``silu'`` at z = -800, ``sinc'(0)``,
+``tanh'`` for |z| > 19, softplus at z = 800) run a stable NumPy form instead
+(:data:`STABLE_FORMS`), and softmax cross-entropy's ``log(e^y 1)`` and its gradient are
+computed with the log-sum-exp max shift.
 
 Compiling runs ``exec`` on source this module generated from SymPy trees, never
 on user text; that call lives in :func:`_exec_generated` alone.
@@ -249,6 +253,7 @@ class _Generator:
         self.applied: dict = {}  # argument -> [(formula in _Z, name of f(argument))]
         self.dims: dict = {}  # dimension Symbol -> code
         self.scalar = ScalarPrinter(self.names, self.namespace)
+        self.forms: dict = {}  # (activation, "f"/"df", parameters) -> name of its stable form
 
     # -- names -------------------------------------------------------------
     def identifier(self, sym: Any) -> str:
@@ -399,6 +404,9 @@ class _Generator:
         if isinstance(e, sp.MatAdd):
             return self.sum(e)
         if isinstance(e, HadamardProduct):
+            soft = self.softmax_times_sum(e)
+            if soft is not None:
+                return soft
             return self.elementwise_op(e, [self.value(a) for a in e.args], " * ")
         if isinstance(e, sp.MatMul):
             return self.product(e)
@@ -502,13 +510,90 @@ class _Generator:
         arg = self.value(e.expr)
         if arg.layout == SUMMED:
             raise CodegenError("a function of a batch sum")
+        lse = self.log_row_sums(e)
+        if lse is not None:
+            return lse
         name = arg.code if _is_name(arg.code) else self.temp(arg.code)
-        stable = self.stable(_body(e.function), e.expr, name)
+        body = _body(e.function)
+        tabled = self.tabled(body, name)
+        if tabled is not None:
+            return Value(tabled, arg.layout, e.shape)
+        if _Z not in body.free_symbols:
+            # a constant function (affine with a = 0, or its derivative): a value per entry
+            # of the argument, not one scalar, so the shapes downstream stay those of the matrix
+            code = ScalarPrinter(self.names, self.namespace)(body)
+            return Value(f"(np.zeros_like({name}) + {code})", arg.layout, e.shape)
+        stable = self.stable(body, e.expr, name)
         if stable is not None:
             return Value(stable, arg.layout, e.shape)
-        formula, extra = self.reuse(_body(e.function), e.expr)
+        formula, extra = self.reuse(body, e.expr)
         printer = ScalarPrinter({**self.names, _Z: name, **extra}, self.namespace)
         return Value(printer(formula), arg.layout, e.shape)
+
+    def tabled(self, body: sp.Expr, name: str) -> str | None:
+        """A catalogue activation, or its derivative, with a stable NumPy form in
+        :data:`STABLE_FORMS`: the call of that form (exact to rounding over the whole
+        float range; the printed formula is what runs on complex arrays)."""
+        from .activations import _DISPLAY, Z, describe_derivative
+
+        in_z = body.xreplace({_Z: Z})
+        for kind, act in (("f", _DISPLAY.get(in_z)), ("df", describe_derivative(in_z))):
+            if act is None or act.name not in STABLE_FORMS or kind not in STABLE_FORMS[act.name]:
+                continue
+            if any(not v.is_number or not v.is_real for _, v in act.params):
+                continue
+            params = {k: float(v) for k, v in act.params}
+            key = (act.name, kind, tuple(sorted(params.items())))
+            label = self.forms.get(key)
+            if label is None:
+                naive = sp.lambdify(_Z, body, modules=[self._lambdify_modules(), "numpy"])
+                label = self.forms[key] = f"_{kind}_{act.name}" + (f"_{len(self.forms)}" if params else "")
+                self.namespace[label] = _stable_helper(STABLE_FORMS[act.name][kind], params, naive)
+            return f"{label}({name})"
+        return None
+
+    @staticmethod
+    def _lambdify_modules() -> dict:
+        from . import activations
+
+        return getattr(activations, "LAMBDIFY_NUMPY", {})
+
+    def log_row_sums(self, e: ElementwiseApplyFunction) -> Value | None:
+        """``log(e^A 1)`` (the log-sum-exp of softmax cross-entropy) with the max shift."""
+        arg = _row_sums_of_exp(e.expr) if _is_function(e.function, "log") else None
+        if arg is None:
+            return None
+        a = self.value(arg)
+        if a.layout not in (ROWS, SHARED):
+            return None
+        self.namespace["_logsumexp_rows"] = _logsumexp_rows
+        return Value(f"_logsumexp_rows({a.code}, {self.dim(e.shape[1])})", a.layout, e.shape)
+
+    def softmax_times_sum(self, e: HadamardProduct) -> Value | None:
+        """``((T (.) log'(e^A 1)) 1) (.) e^A``, the xent gradient's form of
+        ``softmax(A) sum(T)``, computed as a softmax with the max shift (no overflow)."""
+        if len(e.args) != 2:
+            return None
+        for first, second in (e.args, reversed(e.args)):
+            if not (isinstance(second, ElementwiseApplyFunction) and _is_function(second.function, "exp")):
+                continue
+            if not (isinstance(first, sp.MatMul) and len(first.args) == 2
+                    and isinstance(first.args[1], sp.OneMatrix) and isinstance(first.args[0], HadamardProduct)):
+                continue
+            inner = first.args[0].args
+            if len(inner) != 2:
+                continue
+            for t, recip in (inner, reversed(inner)):
+                if (isinstance(recip, ElementwiseApplyFunction) and _is_function(recip.function, "reciprocal")
+                        and _row_sums_of_exp(recip.expr) == second.expr):
+                    a, tv = self.value(second.expr), self.value(t)
+                    if a.layout not in (ROWS, SHARED) or tv.layout not in (ROWS, SHARED):
+                        return None
+                    self.namespace["_softmax_rows"] = _softmax_rows
+                    layout = ROWS if ROWS in (a.layout, tv.layout) else SHARED
+                    return Value(f"(_softmax_rows({a.code}) * np.sum({tv.code}, axis=1, keepdims=True))",
+                                 layout, e.shape)
+        return None
 
     def stable(self, formula: sp.Expr, arg: Any, name: str) -> str | None:
         """Code for the derivative of a catalogue activation that does not overflow:
@@ -535,7 +620,8 @@ class _Generator:
         if y is None:
             y = self.temp(ScalarPrinter({**self.names, _Z: name}, self.namespace)(body))
         ydummy = sp.Dummy("y")
-        return ScalarPrinter({**self.names, ydummy: y}, self.namespace)(g.xreplace({Y: ydummy}))
+        code = ScalarPrinter({**self.names, ydummy: y}, self.namespace)(g.xreplace({Y: ydummy}))
+        return code if g.has(Y) else f"(np.zeros_like({name}) + {code})"  # a constant: one per entry
 
     def reuse(self, formula: sp.Expr, arg: Any) -> tuple[sp.Expr, dict]:
         """Write ``formula`` in a value already computed from the same argument, if cheaper
@@ -560,6 +646,140 @@ def _negated(term: Any) -> Any:
         rest = term.args[1:]
         return rest[0] if len(rest) == 1 else sp.MatMul(*rest, evaluate=False)
     return None
+
+
+# ---------------------------------------------------------------------------
+# Stable NumPy forms
+#
+# The printed SymPy formula of an activation or its derivative can overflow,
+# cancel or divide 0 by 0 where the function itself is tame: 1/(1 + e^-z) at
+# z = -800 is fine, but silu' = z e^-z/(1 + e^-z)^2 + ... is inf/inf there;
+# log(1 + e^z) is inf at z = 800; sinc'(0) is 0/0; 1 - tanh(z)^2 is 0 (not 4e^-2|z|)
+# for |z| > 19.  These forms are exact to rounding over the whole float range
+# (exponentials only see -|z|; expm1/log1p where a difference would cancel);
+# tests/test_newuser.py checks them against 50-digit mpmath.  They keep the dtype
+# (float32 stays float32) and the kink conventions of the printed Piecewise forms
+# (the branch ``z < 0`` first, so z = 0 takes the other one).
+
+
+def _e(z):
+    return np.exp(-np.abs(z))
+
+
+def _sigmoid(z):
+    e = _e(z)
+    return np.where(z >= 0, 1 / (1 + e), e / (1 + e))
+
+
+def _softplus(z):
+    return np.logaddexp(0, z)
+
+
+def _sech2(z):
+    e = np.exp(-2 * np.abs(z))
+    return 4 * e / (1 + e) ** 2
+
+
+def _negative(z):
+    """z where z < 0, else 0: an exponential of it never overflows."""
+    return np.minimum(z, 0)
+
+
+def _d_sinc(z):
+    small = np.abs(z) < 1e-2
+    w = np.where(small, 1, z)
+    z2 = z * z
+    series = z * (-1 / 3 + z2 * (1 / 30 - z2 / 840))
+    return np.where(small, series, (w * np.cos(w) - np.sin(w)) / (w * w))
+
+
+def _erfc(z):
+    from .activations import np_erfc
+
+    return np.asarray(np_erfc(z), dtype=np.result_type(z, np.float32))
+
+
+def _d_mish(z):
+    s = _softplus(z)
+    return np.tanh(s) + z * _sech2(s) * _sigmoid(z)
+
+
+_SQRT2 = float(np.sqrt(2.0))
+_SQRT2PI = float(np.sqrt(2 * np.pi))
+
+#: activation -> {"f": form, "df": form}; a form takes z and the parameters by name.
+STABLE_FORMS: dict[str, dict[str, Any]] = {
+    "sigmoid": {"f": lambda z: _sigmoid(z), "df": lambda z: _e(z) / (1 + _e(z)) ** 2},
+    "tanh": {"df": lambda z: _sech2(z)},
+    "softplus": {"f": lambda z: _softplus(z), "df": lambda z: _sigmoid(z)},
+    "silu": {"f": lambda z: z * _sigmoid(z),
+             "df": lambda z: _sigmoid(z) * (1 + z * _sigmoid(-z))},
+    "mish": {"f": lambda z: z * np.tanh(_softplus(z)), "df": _d_mish},
+    "sinc": {"df": _d_sinc},
+    "elu": {"f": lambda z, alpha: np.where(z < 0, alpha * np.expm1(_negative(z)), z),
+            "df": lambda z, alpha: np.where(z < 0, alpha * np.exp(_negative(z)), np.ones_like(z))},
+    "selu": {"f": lambda z, alpha, **k: k["lambda"] * np.where(z < 0, alpha * np.expm1(_negative(z)), z),
+             "df": lambda z, alpha, **k: k["lambda"] * np.where(z < 0, alpha * np.exp(_negative(z)),
+                                                                  np.ones_like(z))},
+    "isru": {"df": lambda z, alpha: (1 + alpha * z * z) ** -1.5},
+    "isrlu": {"df": lambda z, alpha: np.where(z < 0, (1 + alpha * _negative(z) ** 2) ** -1.5,
+                                              np.ones_like(z))},
+    "bent_identity": {"f": lambda z: z + z * (z / (np.hypot(z, 1) + 1)) / 2},
+    # written in z, not in the saturating output (cos(y)^2, (1 - |y|)^2 cancel for large |z|)
+    "arctan": {"df": lambda z: 1 / (1 + z * z)},
+    "softsign": {"df": lambda z: 1 / (1 + np.abs(z)) ** 2},
+    "gelu": {"f": lambda z: z * _erfc(-z / _SQRT2) / 2,
+             "df": lambda z: _erfc(-z / _SQRT2) / 2 + z * np.exp(-z * z / 2) / _SQRT2PI},
+}
+for _alias, _name in (("logistic", "sigmoid"), ("swish", "silu"), ("swish1", "silu"), ("atan", "arctan")):
+    STABLE_FORMS[_alias] = STABLE_FORMS[_name]
+
+
+def _stable_helper(form: Any, params: dict, naive: Any) -> Any:
+    """``form`` on real arrays (parameters bound), the printed formula on complex ones."""
+
+    def helper(z):
+        if np.iscomplexobj(z):
+            return naive(z)
+        z = np.asarray(z)
+        with np.errstate(all="ignore"):
+            return np.asarray(form(z, **params), dtype=z.dtype)
+
+    return helper
+
+
+def _is_function(lam: Any, which: str) -> bool:
+    """``lam`` is symnet's elementwise exp, log or log' (``1/u``)."""
+    from . import losses
+
+    target = {"exp": losses.EXP, "log": losses.LOG, "reciprocal": losses.RECIPROCAL}[which]
+    return isinstance(lam, sp.Lambda) and _body(lam) == _body(target)
+
+
+def _row_sums_of_exp(e: Any) -> Any:
+    """``A`` when ``e`` is ``e^A 1`` (a ones matrix on the right), else None."""
+    if (isinstance(e, sp.MatMul) and len(e.args) == 2 and isinstance(e.args[1], sp.OneMatrix)
+            and isinstance(e.args[0], ElementwiseApplyFunction) and _is_function(e.args[0].function, "exp")):
+        return e.args[0].expr
+    return None
+
+
+def _row_max(a: np.ndarray) -> np.ndarray:
+    m = np.max(np.real(a), axis=1, keepdims=True)
+    return np.where(np.isfinite(m), m, 0)
+
+
+def _logsumexp_rows(a: np.ndarray, cols: int) -> np.ndarray:
+    """``log(e^a 1)``: each row's log-sum-exp, shifted by its max, repeated ``cols`` times."""
+    m = _row_max(a)
+    s = m + np.log(np.sum(np.exp(a - m), axis=1, keepdims=True))
+    return s if cols == 1 else np.repeat(s, cols, axis=1)
+
+
+def _softmax_rows(a: np.ndarray) -> np.ndarray:
+    """Each row's softmax, shifted by its max (no overflow)."""
+    e = np.exp(a - _row_max(a))
+    return e / np.sum(e, axis=1, keepdims=True)
 
 
 def _body(lam: sp.Lambda) -> sp.Expr:
@@ -697,4 +917,4 @@ def _as_array(a: Any, name: str) -> np.ndarray:
     return a
 
 
-__all__ = ["CodegenError", "CompiledFunction", "Program", "ScalarPrinter", "program_for"]
+__all__ = ["STABLE_FORMS", "CodegenError", "CompiledFunction", "Program", "ScalarPrinter", "program_for"]

@@ -46,7 +46,15 @@ def _plus_c(terms: list[Term], c: sp.Expr, width: Any) -> list[Term]:
 
 
 def _sum_expr(terms: list[Term]) -> sp.MatrixExpr:
-    return matadd(*[_term_expr(t) for t in terms if t[0] != 0])
+    kept = [_term_expr(t) for t in terms if t[0] != 0]
+    if not kept and terms:  # every coefficient 0 (a zero-slope layer): the zero matrix
+        return sp.ZeroMatrix(*_term_shape(terms[0]))
+    return matadd(*kept)
+
+
+def _term_shape(term: Term) -> tuple:
+    mats = [f for f in term[1] if isinstance(f, sp.MatrixExpr)]
+    return (mats[0].rows, mats[-1].cols)
 
 
 @dataclass(frozen=True)

@@ -87,6 +87,8 @@ def matadd(*terms: Any) -> sp.MatrixExpr:
     """A sum kept in the order given: textbook order survives printing.
 
     All terms must have the same shape (symnet.errors.ShapeError)."""
+    if not terms:
+        raise ShapeError("an empty sum has no shape: give at least one term")
     if len(terms) == 1:
         return terms[0]
     first = terms[0]

@@ -1017,12 +1017,29 @@ def _cost_hint(path: Path) -> float:
         return 0.0
 
 
+def shipped_directory() -> Path:
+    """symnet's own proof library: ``proofs/`` of a source clone, else the copy in the package.
+
+    In a clone the library is the top-level ``proofs/`` beside ``pyproject.toml``; an
+    installed symnet ships the same files as ``symnet/_proofs`` (package data).
+    """
+    package = Path(__file__).resolve().parent
+    clone = package.parent / "proofs"
+    if clone.is_dir() and (package.parent / "pyproject.toml").is_file():
+        return clone
+    return package / "_proofs"
+
+
 def default_directory() -> Path:
-    """``./proofs`` when it exists, else the ``proofs/`` directory next to the package."""
+    """``./proofs`` when it exists, else symnet's own library (:func:`shipped_directory`)."""
     here = Path.cwd() / "proofs"
     if here.is_dir():
         return here
-    return Path(__file__).resolve().parent.parent / "proofs"
+    shipped = shipped_directory()
+    if not shipped.is_dir():
+        raise SymnetError(f"no proofs directory: neither ./proofs nor symnet's own library ({shipped}) "
+                          "exists; give the directory")
+    return shipped
 
 
 # ---------------------------------------------------------------------------
@@ -1207,6 +1224,7 @@ __all__ = [
     "check_directory",
     "compile_pdf",
     "default_directory",
+    "shipped_directory",
     "deriv_metadata",
     "discover",
     "latex_errors",

@@ -17,9 +17,10 @@ def test_source_has_named_intermediates_and_reuses_activations():
     src = g.program().source()
     for name in ("z1 =", "h1 =", "z2 =", "h2 =", "z3 =", "y =", "L =", "delta3 =", "delta2 =", "delta1 ="):
         assert f"        {name}" in src, name
-    # tanh'(z) is written in the layer's output: 1 - h^2, so tanh runs once per layer
+    # tanh runs once per layer; tanh'(z) is its stable form sech(z)^2 = 4 e^-2|z| / (1 + e^-2|z|)^2
+    # (not 1 - h^2, which is 0 instead of tiny for |z| > 19)
     assert src.count("np.tanh(") == 3
-    assert "h2**2" in src and "h1**2" in src
+    assert "_df_tanh(z2)" in src and "_df_tanh(z1)" in src
     # the residual y - t is computed once and used by the loss and by delta3
     assert src.count("(y - t)") == 1
     # gradients: one matrix product per weight, a column sum per bias

@@ -10,6 +10,7 @@ import contextlib
 import io
 import re
 import shlex
+import shutil
 from pathlib import Path
 
 import pytest
@@ -34,9 +35,19 @@ def test_python_examples_run(path, tmp_path, monkeypatch):
             exec(compile(body, f"{path.name}", "exec"), namespace)  # our own documentation
 
 
-@pytest.mark.parametrize("path", DOCS, ids=[p.name for p in DOCS])
-def test_shell_examples_run(path, tmp_path, monkeypatch):
-    monkeypatch.chdir(ROOT)
+#: External programs a documented command needs (beyond symnet itself), by its arguments.
+NEEDS = {"--pdf": "pdflatex"}
+
+
+def needs(argv: list[str]) -> list[str]:
+    """The external programs ``symnet ARGV`` needs: pdflatex for ``--pdf``."""
+    return sorted({tool for arg in argv for flag, tool in NEEDS.items()
+                   if arg == flag or arg.startswith(flag + "=")})
+
+
+def shell_commands(path: Path) -> list[tuple[str, list[str], int]]:
+    """The documented ``symnet`` commands of ``path``: (command, argv, expected exit code)."""
+    out = []
     for body in blocks(path, ("sh", "console", "bash", "shell")):
         for line in body.splitlines():
             line = line.strip().removeprefix("$ ")
@@ -47,13 +58,50 @@ def test_shell_examples_run(path, tmp_path, monkeypatch):
             line = line.split(" #")[0].strip()
             for command in line.split("&&"):
                 command = command.strip()
-                if not command.startswith("symnet "):
-                    continue
-                argv = shlex.split(command)[1:]
-                argv = [a.replace("OUT_DIR", str(tmp_path)) for a in argv]
-                with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-                    code = main(argv)
-                assert code == expected, f"{path.name}: `{command}` exited {code}"
+                if command.startswith("symnet "):
+                    out.append((command, shlex.split(command)[1:], expected))
+    return out
+
+
+def run_command(path: Path, command: str, argv: list[str], expected: int, tmp_path: Path) -> None:
+    argv = [a.replace("OUT_DIR", str(tmp_path)) for a in argv]
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        code = main(argv)
+    assert code == expected, f"{path.name}: `{command}` exited {code}"
+
+
+@pytest.mark.parametrize("path", DOCS, ids=[p.name for p in DOCS])
+def test_shell_examples_run(path, tmp_path, monkeypatch):
+    """Every documented command that needs no external program (those are tested below)."""
+    monkeypatch.chdir(ROOT)
+    for command, argv, expected in shell_commands(path):
+        if not needs(argv):
+            run_command(path, command, argv, expected, tmp_path)
+
+
+TOOL_COMMANDS = [(path, command, argv, expected) for path in DOCS
+                 for command, argv, expected in shell_commands(path) if needs(argv)]
+
+
+@pytest.mark.parametrize("path, command, argv, expected", TOOL_COMMANDS,
+                         ids=[f"{p.name}:{c}" for p, c, _, _ in TOOL_COMMANDS])
+def test_shell_examples_needing_external_programs_run(path, command, argv, expected, tmp_path,
+                                                      monkeypatch):
+    """A documented ``--pdf`` command runs where pdflatex is installed, and skips, saying so, where not."""
+    missing = [tool for tool in needs(argv) if shutil.which(tool) is None]
+    if missing:
+        pytest.skip(f"`{command}` needs {', '.join(missing)}, which is not installed "
+                    "(Debian: texlive-latex-base texlive-latex-recommended)")
+    monkeypatch.chdir(ROOT)
+    run_command(path, command, argv, expected, tmp_path)
+
+
+def test_no_documented_command_needs_an_unlisted_program():
+    """Commands writing a PDF are the ones routed to the skipping test."""
+    for path in DOCS:
+        for command, argv, _ in shell_commands(path):
+            if any(a.endswith(".pdf") for a in argv):
+                assert needs(argv), f"{path.name}: `{command}` writes a PDF but is not marked as needing pdflatex"
 
 
 def test_docs_exist():

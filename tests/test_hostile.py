@@ -140,11 +140,19 @@ HOSTILE = {
     "big_literal": ("scalar z\n  " + "9" * 1500 + "\n= z\n", "digits"),
     "big_exponent_literal": ("scalar z\n  1e999999\n= z\n", "power of ten"),
     "expansion": ("scalar a, b, c, d\n  (a + b + c + d)**64\n= a\n", "expands to more than"),
-    "diff_growth": ("scalar z\n  diff(exp(z)**64*tanh(z)**64*sigmoid(z)**64, z, 8)\n= z\n", "grows beyond"),
     "negative_power": ("matrix A: 2x2\n  A**-1\n= A\n", "negative matrix powers"),
     "zero_division": ("scalar z\n  z/0\n= z\n", "division by zero"),
     "complex": ("scalar z\n  z + 1j\n= z\n", "complex"),
 }
+
+
+def test_a_swelling_derivative_is_decided_fast_and_never_proved(tmp_path):
+    # terms keep diff(...) as written; the kernel differentiates under a size budget
+    swell = "diff(exp(z)**64*tanh(z)**64*sigmoid(z)**64, z, 8)"
+    (tmp_path / "x.deriv").write_text(f"scalar z\n  {swell}\n= z\n\n  {swell}\n= {swell} + 1\n")
+    proc, seconds = symnet("check", "x.deriv", cwd=tmp_path)
+    assert proc.returncode == 1 and seconds < FAST
+    assert "proved" not in proc.stdout.replace("unproved", "").replace("not proved", "")
 
 
 def test_hostile_files_are_refused_with_a_located_one_line_error(tmp_path):
@@ -187,7 +195,7 @@ def test_binary_garbage_in_one_process(tmp_path):
 
 
 def test_the_largest_allowed_shapes_are_checked_symbolically_and_stay_unproved(tmp_path):
-    (tmp_path / "x.deriv").write_text("matrix A: 1000000 x 1000000\n  A*A\n= A*A\n  A*A\n= A*A.T\n")
+    (tmp_path / "x.deriv").write_text("matrix A: 1000000 x 1000000\n  A*A\n= A*A\n\n  A*A\n= A*A.T\n")
     proc, seconds = symnet("check", "x.deriv", cwd=tmp_path)
     assert proc.returncode == 1 and seconds < FAST
     assert "step unproved" in proc.stdout and "no numeric instance" in proc.stdout
@@ -309,8 +317,6 @@ def test_gradcheck_has_no_nan_verdicts():
     assert not check(loss, {"A": 2 * A}, {"A": A}).ok
 
 
-@pytest.mark.xfail(strict=True, reason="losses/codegen: the compiled softmax cross-entropy is inf for logits "
-                                       "near 800 (log-sum-exp without the max shift)")
 def test_cross_entropy_of_large_logits_is_finite():
     from symnet import Network
     from symnet.backprop import gradients
@@ -325,7 +331,7 @@ def test_cross_entropy_of_large_logits_is_finite():
 def test_a_time_budget_survives_an_alarm_inside_a_gc_callback():
     import gc
 
-    from symnet.kernel import _time_limit
+    from symnet.kernel.scalar import time_limit as _time_limit
 
     def slow_callback(phase, info):
         if phase == "start":

@@ -16,8 +16,6 @@ import json
 import os
 from typing import Any
 
-from ..errors import SpecError, SymnetError
-
 FORMATS = ("text", "markdown", "latex", "json")
 PLOT_RANGE = (-4.0, 4.0)
 MISSING_MATPLOTLIB = "matplotlib is not installed; pip install 'symnet[plot]'"
@@ -81,6 +79,7 @@ def run(args: argparse.Namespace) -> int:
 def select(names: list[str]) -> tuple[list, list]:
     """Bound scalar activations and vector records named on the command line (all if none)."""
     from .. import activations as A
+    from ..errors import SpecError
 
     if not names:
         return [A.parse_spec(n) for n in A.names()], list(A.VECTOR_RECORDS)
@@ -106,6 +105,7 @@ def select(names: list[str]) -> tuple[list, list]:
 def render(scalars: list, vectors: list, fmt: str) -> str:
     """The table (or JSON) for the given activations, in format ``fmt``."""
     from .. import properties as P
+    from ..errors import SymnetError
 
     props = [P.properties(a) for a in scalars]
     vprops = [P.vector_properties(r) for r in vectors]
@@ -475,6 +475,8 @@ def plot(scalars: list, directory: str) -> list[str]:
     (named on stderr).  Returns the paths written.
     """
     import sys
+
+    from ..errors import SymnetError
 
     try:
         import matplotlib

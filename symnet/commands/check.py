@@ -10,9 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..checkfile import check_paths, compile_pdf
-from ..cli import write_output
-from ..errors import SymnetError
+from . import seed
 
 DESCRIPTION = """\
 Check derivation files (.deriv) and the ```symnet blocks of Markdown files.
@@ -21,14 +19,27 @@ or unproved.  Exit status: 0 every step proved, 1 a step refuted or unproved,
 2 a file malformed or unreadable."""
 
 
-def _positive(text: str) -> int:
+def _whole(text: str, least: int) -> int:
     try:
         n = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if n < 0:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {n}")
+    if n < least:
+        raise argparse.ArgumentTypeError(f"expected a number >= {least}, got {n}")
     return n
+
+
+def _positive(text: str) -> int:
+    """A whole number >= 0 (``--jobs``: 0 is one per CPU)."""
+    return _whole(text, 0)
+
+
+def _integer(text: str) -> int:
+    """A whole number; its range is checked when the command runs (``--trials``)."""
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -46,16 +57,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--pdf", metavar="OUT.pdf", help="also compile them to PDF (needs pdflatex)")
     parser.add_argument("-j", "--jobs", type=_positive, default=1, metavar="N",
                         help="check files in N processes (0: one per CPU)")
-    parser.add_argument("--trials", type=_positive, default=3, metavar="N",
+    parser.add_argument("--trials", type=_integer, default=3, metavar="N",
                         help="random instances per step for the numeric second opinion (default 3)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the random instances (default 0)")
+    parser.add_argument("--seed", type=seed, default=0, help="seed of the random instances (default 0)")
     parser.add_argument("-v", "--verbose", action="store_true", help="list proved steps too")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.trials < 1:
-        raise SymnetError("--trials must be at least 1")
+    # imported here, not at the top: building the command line (--help, --version) stays light
+    from ..checkfile import check_paths, compile_pdf
+    from ..cli import write_output
+    from ..errors import SymnetError
+
+    if args.trials < 1:  # one message for 0 and for -1
+        raise SymnetError(f"--trials {args.trials}: give at least 1 random instance per step")
     report = check_paths(args.files, jobs=args.jobs, trials=args.trials, seed=args.seed)
     if args.format == "json":
         write_output(report.to_json(), None)

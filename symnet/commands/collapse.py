@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import argparse
 
-from ..errors import SpecError
+from . import seed
 
 FORMATS = ("text", "latex", "markdown", "json")
 
 
 def parse_layers(text: str) -> list[str]:
     """``"3,4,4,2"`` or ``"n0,n1,n2"`` -> widths (checked later by the composer)."""
+    from ..errors import SpecError
+
     parts = [p.strip() for p in text.split(",")]
     if len(parts) < 2 or any(not p for p in parts):
         raise SpecError(f"--layers {text!r}: give at least two comma-separated widths, e.g. 3,4,4,2")
@@ -19,6 +21,8 @@ def parse_layers(text: str) -> list[str]:
 
 def split_specs(text: str) -> list[str]:
     """Split ``"tanh,affine(a=2, c=1),relu"`` at the commas outside parentheses."""
+    from ..errors import SpecError
+
     out, depth, cur = [], 0, []
     for ch in text:
         if ch == "(":
@@ -72,7 +76,7 @@ def register(subparsers) -> None:
                    help="also print the general n-layer statement proved by induction")
     p.add_argument("--entries", action="store_true",
                    help="also write W' and b' out entry by entry (every weight a scalar symbol)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the numeric checks and the witness search")
+    p.add_argument("--seed", type=seed, default=0, help="seed of the numeric checks and the witness search")
     p.add_argument("-o", "--output", default=None, help="write to FILE instead of stdout")
     p.set_defaults(func=run)
 

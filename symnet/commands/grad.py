@@ -5,11 +5,21 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-import numpy as np
-
+from . import seed
 from .collapse import add_network_arguments, network_from_args
 
 FORMATS = ("text", "latex", "markdown", "json")
+#: ``symnet.losses.LOSSES`` and its aliases, here so that ``--help`` does not import SymPy
+#: (tests/test_newuser.py checks that they agree).
+LOSSES = ("sse", "mse", "xent")
+LOSS_ALIASES = {"cross_entropy": "xent", "crossentropy": "xent", "squared": "sse"}
+#: Entries per parameter array checked by finite differences unless --max-entries says otherwise.
+MAX_ENTRIES = 200
+
+
+def _loss(text: str) -> str:
+    key = text.strip().lower()
+    return LOSS_ALIASES.get(key, key)
 
 
 def register(subparsers) -> None:
@@ -21,12 +31,17 @@ def register(subparsers) -> None:
         "cross-check them numerically (kink-aware finite differences and a Taylor test).",
     )
     add_network_arguments(p)
-    p.add_argument("--loss", default="sse", help="sse (default), mse or xent")
+    p.add_argument("--loss", type=_loss, default="sse", metavar="{" + ",".join(LOSSES) + "}",
+                   help="sum of squared errors (sse, the default), mean squared error (mse) or "
+                        "softmax cross-entropy (xent)")
     p.add_argument("--format", choices=FORMATS, default="text")
-    p.add_argument("--at", type=int, default=None, metavar="SEED",
+    p.add_argument("--at", type=seed, default=None, metavar="SEED",
                    help="evaluate the gradients at a random point drawn with this seed, and check them")
-    p.add_argument("--batch", type=int, default=1, metavar="N",
-                   help="with --at: N examples (gradients are summed over the batch)")
+    p.add_argument("--batch", type=int, default=None, metavar="N",
+                   help="with --at: N examples (gradients are summed over the batch; default 1)")
+    p.add_argument("--max-entries", type=int, default=None, metavar="N",
+                   help=f"with --at: check at most N entries of each parameter by finite differences, "
+                        f"a seeded sample (default {MAX_ENTRIES}; 0: every entry)")
     p.add_argument("-o", "--output", default=None, help="write to FILE instead of stdout")
     p.set_defaults(func=run)
 
@@ -36,12 +51,24 @@ def run(args: argparse.Namespace) -> int:
     from ..cli import write_output
     from ..errors import SpecError
 
-    if args.batch < 1 or args.batch > 100_000:
-        raise SpecError(f"--batch {args.batch}: give a batch size from 1 to 100000")
+    batch = getattr(args, "batch", None)
+    max_entries = getattr(args, "max_entries", None)
+    if args.at is None:  # options of the numeric check, which only --at runs
+        given = [flag for flag, value in (("--batch", batch), ("--max-entries", max_entries))
+                 if value is not None]
+        if given:
+            raise SpecError(f"{' and '.join(given)} {'needs' if len(given) == 1 else 'need'} --at SEED "
+                            "(the random point the gradients are evaluated and checked at)")
+    batch = 1 if batch is None else batch
+    if batch < 1 or batch > 100_000:
+        raise SpecError(f"--batch {batch}: give a batch size from 1 to 100000")
+    if max_entries is not None and max_entries < 0:
+        raise SpecError(f"--max-entries {max_entries}: give a number >= 0 (0: every entry)")
+    max_entries = MAX_ENTRIES if max_entries is None else max_entries
     net = network_from_args(args)
     g = gradients(net, args.loss)
     derivation = g.derivation
-    numbers = _evaluate(g, args.at, args.batch) if args.at is not None else None
+    numbers = _evaluate(g, args.at, batch, max_entries or None) if args.at is not None else None
     out = {"text": _text, "latex": _latex, "markdown": _markdown, "json": _json}[args.format](
         g, derivation, numbers)
     write_output(out, args.output)
@@ -49,21 +76,43 @@ def run(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
-def _evaluate(g: Any, seed: int, batch: int) -> dict:
-    """The seeded point, the compiled gradients there, and the numeric check."""
+def _evaluate(g: Any, seed: int, batch: int, max_entries: int | None = None) -> dict:
+    """The seeded point, the compiled gradients there, and the numeric check
+    (of at most ``max_entries`` entries per parameter, a seeded sample; None: all)."""
+    import numpy as np
+
     from ..gradcheck import check_gradients
 
     point = g.random_point(seed, batch=batch)
     values = g.function()(**point)
-    report = check_gradients(g, point, seed=seed)
-    return {"seed": seed, "point": point, "values": values, "report": report}
+    report = check_gradients(g, point, seed=seed, max_entries=max_entries)
+    sizes = {p: int(np.size(point[p])) for p in g.parameters}
+    sampled = {p: min(n, max_entries) if max_entries else n for p, n in sizes.items()}
+    return {"seed": seed, "point": point, "values": values, "report": report,
+            "sizes": sizes, "sampled": sampled, "max_entries": max_entries}
+
+
+def _sample_note(numbers: dict) -> str | None:
+    """What the finite differences checked, when it is not every entry."""
+    sizes, sampled = numbers["sizes"], numbers["sampled"]
+    if sampled == sizes:
+        return None
+    total, checked = sum(sizes.values()), sum(sampled.values())
+    parts = ", ".join(f"{p} {sampled[p]} of {sizes[p]}" for p in sizes if sampled[p] < sizes[p])
+    return (f"Sampled: finite differences checked {checked} of {total} gradient entries "
+            f"(at most {numbers['max_entries']} per parameter, drawn with seed {numbers['seed']}: "
+            f"{parts}); --max-entries 0 checks every entry.")
 
 
 def _tolist(a: Any) -> Any:
+    import numpy as np
+
     return np.asarray(a, dtype=float).tolist() if isinstance(a, np.ndarray) else float(a)
 
 
 def _array_text(a: Any) -> str:
+    import numpy as np
+
     if not isinstance(a, np.ndarray):
         return f"{a:.6g}"
     return np.array2string(a, precision=6, suppress_small=False, separator=", ",
@@ -91,10 +140,15 @@ def _text(g, derivation, numbers) -> str:
         for p in g.parameters:
             lines.append(f"  dL/d{p} = {_array_text(values[p])}")
         lines += ["", str(report)]
+        note = _sample_note(numbers)
+        if note:
+            lines.append(note)
     return "\n".join(lines) + "\n"
 
 
 def _matrix_latex(a: Any) -> str:
+    import numpy as np
+
     if not isinstance(a, np.ndarray):
         return f"{a:.6g}"
     rows = [" & ".join(f"{v:.6g}" for v in row) for row in np.atleast_2d(a)]
@@ -121,6 +175,9 @@ def _latex(g, derivation, numbers) -> str:
         out.append(f"% at the random point drawn with seed {numbers['seed']}")
         out.append(_values_latex(g, numbers))
         out.append("% " + str(numbers["report"]).replace("\n", "\n% "))
+        note = _sample_note(numbers)
+        if note:
+            out.append("% " + note)
     return "\n".join(out) + "\n"
 
 
@@ -133,7 +190,7 @@ def _markdown(g, derivation, numbers) -> str:
     if numbers is not None:
         out += [f"### At the random point drawn with seed {numbers['seed']}", "", "$$",
                 _values_latex(g, numbers).replace("align*", "aligned"), "$$", "",
-                "```text", str(numbers["report"]), "```", ""]
+                "```text", str(numbers["report"]), *filter(None, [_sample_note(numbers)]), "```", ""]
     return "\n".join(out)
 
 
@@ -159,4 +216,7 @@ def _json(g, derivation, numbers) -> str:
         data["values"] = {p: _tolist(numbers["values"][p]) for p in g.parameters}
         data["loss_value"] = float(numbers["values"]["loss"])
         data["check"] = report.to_dict()
+        data["check"]["sampled"] = {p: {"checked": numbers["sampled"][p], "entries": numbers["sizes"][p]}
+                                    for p in numbers["sizes"]}
+        data["check"]["max_entries"] = numbers["max_entries"]
     return printing.to_json(data)

@@ -10,8 +10,6 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..errors import SymnetError
-
 DESCRIPTION = """\
 The proof library (default: ./proofs, else the one shipped with symnet) holds
 one proof per claim: .deriv derivation files, checked step by step by the
@@ -82,7 +80,47 @@ def _report(args: argparse.Namespace):
     else:
         require = REQUIRED if args.directory is None else ()
     only = parse_claims(args.only) if args.only else None
+    if only is not None:
+        _check_known(only, directory, require, default=args.directory is None)
     return check_directory(directory, require=require, jobs=args.jobs, only=only)
+
+
+def _check_known(only, directory, require, default: bool) -> None:
+    """``--only`` naming a claim the library does not know is bad input (exit 2), not a failure."""
+    from ..errors import SymnetError
+    from ..proofs import CLAIMS, _claim_of_file, claim_number, discover
+
+    known = {_claim_of_file(f) for f in discover(directory)} | set(require)
+    if default:
+        known |= set(CLAIMS)
+    unknown = [c for c in only if c not in known]
+    if unknown:
+        ids = sorted((c for c in known if c[1:].isdigit()), key=claim_number)
+        raise SymnetError(f"--only: no claim {', '.join(unknown)} in {directory}; "
+                          f"the known claims are {_ranges(ids)}")
+
+
+def _ranges(ids: list[str]) -> str:
+    """``C1, C2, C3, C5`` -> ``C1-C3, C5``."""
+    out: list[str] = []
+    run: list[int] = []
+
+    def flush() -> None:
+        if run:
+            out.append(f"C{run[0]}" if len(run) == 1 else f"C{run[0]}-C{run[-1]}")
+            run.clear()
+
+    for c in ids:
+        if not c[1:].isdigit():
+            flush()
+            out.append(c)
+            continue
+        n = int(c[1:])
+        if run and n != run[-1] + 1:
+            flush()
+        run.append(n)
+    flush()
+    return ", ".join(out)
 
 
 def run_check(args: argparse.Namespace) -> int:
@@ -98,6 +136,7 @@ def run_check(args: argparse.Namespace) -> int:
 
 def run_build(args: argparse.Namespace) -> int:
     from ..cli import write_output
+    from ..errors import SymnetError
     from ..proofs import compile_pdf
 
     if not args.tex and not args.pdf:
