@@ -43,6 +43,8 @@ PROVED, REFUTED, UNPROVED = "proved", "refuted", "unproved"
 
 #: Seconds allowed for the whole symbolic decision of one step.
 STEP_BUDGET = 20.0
+#: Steps with at most this many distinct nodes get a 60-digit second opinion when proved.
+SMALL_STEP = 300
 
 _SEAL = object()
 _ISSUED: weakref.WeakSet = weakref.WeakSet()
@@ -163,7 +165,10 @@ class Context:
 
     def define(self, sym: Any, expr: Any) -> Any:
         """Introduce ``sym := expr``; ``sym`` must be new and of the same shape."""
-        s, e = as_term(sym, self._reader), as_term(expr, self._reader)
+        try:
+            s, e = as_term(sym, self._reader), as_term(expr, self._reader)
+        except Unsupported as exc:
+            raise ShapeError(f"cannot define {sym}: {exc}") from None
         if s.op != "sym":
             raise ShapeError("only a name can be defined")
         if s in self.term_definitions:
@@ -224,8 +229,31 @@ class Context:
                          + (f" ({opinion.detail})" if opinion.detail else ""), _report(opinion))
         if not opinion.agree:
             return Check(UNPROVED, detail + "; a numeric disagreement could not be resolved", _report(opinion))
+        if self._small(left, right):
+            # a small step is also evaluated at 60 digits: an exact-arithmetic slip of the
+            # symbolic side (a constant absorbed, a tiny term lost) cannot hide in float64
+            closer = self.judge.compare(left, right, precise=True)
+            if closer.counterexample is not None:
+                return Check(REFUTED, closer.counterexample.get("reason", closer.detail),
+                             _report(closer), closer.counterexample)
         self._union(left, right)
         return Check(PROVED, detail, _report(opinion), conditions=conditions, _seal=_SEAL)
+
+    def _small(self, lhs: Term, rhs: Term) -> bool:
+        """Few nodes (definitions included), small sizes, no gradient: cheap at 60 digits."""
+        seen: set = set()
+        stack = [lhs, rhs]
+        while stack:
+            for t in terms.walk(stack.pop()):
+                if t in seen:
+                    continue
+                seen.add(t)
+                if len(seen) > SMALL_STEP or t.op == "grad" or (
+                        t.shape and any(not isinstance(d, int) or d > 8 for d in t.shape)):
+                    return False
+                if t.op == "sym" and t in self.term_definitions:
+                    stack.append(self.term_definitions[t])
+        return True
 
     def _symbolic(self, lhs: Term, rhs: Term, uses: Iterable[Any] | None) -> tuple:
         try:
