@@ -74,7 +74,8 @@ DECLARATIONS = {
     "define": "define",
 }
 #: Functions every file may call (besides catalogue activations and declared functions).
-BUILTINS = ("exp", "log", "sqrt", "abs", "hadamard", "diff", "ones", "eye", "zeros", "trace")
+BUILTINS = ("exp", "log", "sqrt", "abs", "hadamard", "diff", "grad", "jacobian", "hessian", "ones", "eye",
+            "zeros", "trace", "sum", "norm", "inv", "det", "diag")
 #: Words that cannot be declared as names.
 RESERVED = frozenset(DECLARATIONS) | frozenset(BUILTINS) | {"by"}
 
@@ -456,7 +457,7 @@ class _Builder:
                                       f"{'added' if sym == '+' else 'subtracted'}")
             return self._scalar_checked(T.add(left, right) if sym == "+" else T.sub(left, right), node)
         if isinstance(op, (ast.Mult, ast.MatMult)):
-            if lm and rm and left.cols != right.rows:
+            if lm and rm and left.cols != right.rows and (1, 1) not in (left.shape, right.shape):
                 raise self.fail(node, f"shapes {fmt_shape(left.shape)} and {fmt_shape(right.shape)} "
                                       "cannot be multiplied")
             if sym == "@" and not (lm and rm):
@@ -480,8 +481,14 @@ class _Builder:
         value = constant_value(k)
         if value is None or value.denominator != 1:
             raise self.fail(node.right, "a matrix power needs a whole-number exponent such as A**2")
+        if value == -1:
+            if not T.is_invertible(base):
+                raise self.fail(node, "an inverse needs a matrix declared invertible "
+                                      "('matrix A: n x n invertible')")
+            return T.inverse(base)
         if value < 0:
-            raise self.fail(node.right, "negative matrix powers (inverses) are not supported")
+            raise self.fail(node.right, "negative matrix powers other than -1 are not supported; "
+                                        "write inv(A)**k")
         if value > MAX_EXPONENT:
             raise self.fail(node.right, f"matrix power {value} exceeds the limit of {MAX_EXPONENT}")
         if base.rows != base.cols:
@@ -525,7 +532,21 @@ class _Builder:
         if name == "hadamard":
             return self._hadamard(node)
         if name == "diff":
+            if len(node.args) >= 2 and isinstance(node.args[1], ast.Name):
+                entry = self.scope.get(node.args[1].id)
+                if entry is not None and entry.kind == "matrix":
+                    return self._grad(node)  # d/dX of a scalar: the gradient, shaped like X
             return self._diff(node)
+        if name == "grad":
+            return self._grad(node)
+        if name in ("jacobian", "hessian"):
+            return self._second(node, name)
+        if name in ("sum", "norm", "inv", "det", "diag"):
+            self._arity(node, 1, 1)
+            m = self._convert(node.args[0])
+            if name != "norm" and not m.is_matrix:
+                raise self.fail(node.args[0], f"{name}() needs a matrix, got a scalar")
+            return {"sum": T.total, "norm": T.norm, "inv": T.inverse, "det": T.det, "diag": T.diag}[name](m)
         if name in ("ones", "zeros"):
             self._arity(node, 2, 2)
             r, c = (self._dim_arg(a) for a in node.args)
@@ -614,6 +635,28 @@ class _Builder:
         if any(t.op == "trace" for t in T.walk(expr)):
             raise self.fail(node.args[0], "diff() of an expression with trace(...) is not supported")
         return T.diff(expr, entry.value, order)
+
+    def _variable(self, node: ast.Call, a: ast.AST, what: str) -> Term:
+        entry = self.scope.get(a.id) if isinstance(a, ast.Name) else None
+        if entry is None or entry.kind != "matrix":
+            raise self.fail(a, f"the variable of {what}() must be a declared matrix or vector")
+        self.used.add(a.id)
+        return entry.value
+
+    def _grad(self, node: ast.Call) -> Term:
+        """``grad(L, X)`` (or ``diff(L, X)``): dL/dX for a scalar or 1x1 ``L``, shaped like ``X``."""
+        self._arity(node, 2, 2)
+        loss = self._convert(node.args[0])
+        if loss.is_matrix and loss.shape != (1, 1):
+            raise self.fail(node.args[0], f"a gradient needs a scalar (or 1x1) expression, got a "
+                                          f"{fmt_shape(loss.shape)} matrix; use jacobian() for vectors")
+        return T.grad(loss, self._variable(node, node.args[1], node.func.id))
+
+    def _second(self, node: ast.Call, name: str) -> Term:
+        self._arity(node, 2, 2)
+        first = self._convert(node.args[0])
+        x = self._variable(node, node.args[1], name)
+        return (T.jacobian if name == "jacobian" else T.hessian)(first, x)
 
     def _dim_arg(self, a: ast.AST) -> T.Dim:
         if isinstance(a, ast.Constant) and type(a.value) is int:
@@ -892,11 +935,18 @@ class _Reader:
             ns, ne = _trim(code, s, s + colon)
             name = code[ns:ne]
             self.check_name(name, ns, "matrix")
-            shape = self.shape(code, s + colon + 1, e)
+            end = e
+            invertible = re.search(r"\binvertible\s*$", code[s + colon + 1:e])
+            if invertible:
+                end = s + colon + 1 + invertible.start()
+            shape = self.shape(code, s + colon + 1, end)
+            if invertible and shape[0] != shape[1]:
+                raise self.error(s + colon + 1, f"only a square matrix can be invertible, not "
+                                                f"{shape[0]}x{shape[1]}", e)
             for pname, pcol in pending + [(name, ns)]:
                 if pname in self.names:
                     raise self.error(pcol, f"'{pname}' is already declared", pcol + len(pname))
-                self.declare(pname, "matrix", T.matrix(pname, *shape), pcol)
+                self.declare(pname, "matrix", T.matrix(pname, *shape, invertible=bool(invertible)), pcol)
             pending = []
         if pending:
             name, col = pending[-1]

@@ -567,9 +567,17 @@ def to_sympy(t: Any, definitions: dict, memo: dict | None = None, env: tuple | N
     elif op == "neg":
         out = -r(a[0])
     elif op == "mul":
+        # the notation's rule: a 1x1 matrix whose neighbours do not fit it is a scalar
         out = r(a[0])
         for x in a[1:]:
-            out = out * r(x)
+            v = r(x)
+            lm, rm = isinstance(out, sp.MatrixExpr), isinstance(v, sp.MatrixExpr)
+            if lm and rm and out.shape[1] != v.shape[0]:
+                if v.shape == (1, 1):
+                    v = v[0, 0]
+                elif out.shape == (1, 1):
+                    out = out[0, 0]
+            out = out * v
     elif op == "div":
         out = r(a[0]) * (1 / r(a[1])) if t.shape is not None else r(a[0]) / r(a[1])
     elif op == "pow":
@@ -623,7 +631,15 @@ def to_sympy(t: Any, definitions: dict, memo: dict | None = None, env: tuple | N
     elif op == "grad":
         from symnet.kernel import Grad
 
-        out = Grad(r(a[0]), r(a[1]))
+        loss = r(a[0])
+        out = Grad(loss if isinstance(loss, sp.MatrixExpr) else sp.ImmutableMatrix([[loss]]), r(a[1]))
+    elif op == "inv":
+        out = sp.Inverse(r(a[0]))
+    elif op == "det":
+        out = sp.Determinant(r(a[0]))
+    elif op == "norm":
+        m = r(a[0])
+        out = sp.sqrt(sp.Trace(m.T * m))
     elif op == "piecewise":
         out = sp.Piecewise(*[(r(a[i]), r(a[i + 1])) for i in range(0, len(a), 2)])
     elif op in ("lt", "le", "gt", "ge", "eq", "ne"):

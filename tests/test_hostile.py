@@ -140,7 +140,7 @@ HOSTILE = {
     "big_literal": ("scalar z\n  " + "9" * 1500 + "\n= z\n", "digits"),
     "big_exponent_literal": ("scalar z\n  1e999999\n= z\n", "power of ten"),
     "expansion": ("scalar a, b, c, d\n  (a + b + c + d)**64\n= a\n", "expands to more than"),
-    "negative_power": ("matrix A: 2x2\n  A**-1\n= A\n", "negative matrix powers"),
+    "negative_power": ("matrix A: 2x2\n  A**-1\n= A\n", "declared invertible"),
     "zero_division": ("scalar z\n  z/0\n= z\n", "division by zero"),
     "complex": ("scalar z\n  z + 1j\n= z\n", "complex"),
 }

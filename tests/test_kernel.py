@@ -98,10 +98,11 @@ def test_false_identities_are_refuted_with_a_counterexample(name, lhs, rhs):
         assert np.max(np.abs(np.array(ce["lhs"]) - np.array(ce["rhs"]))) == pytest.approx(ce["difference"])
 
 
-def test_unsupported_but_true_is_unproved_not_proved():
-    # sin^2 + cos^2 = 1 inside an elementwise function is outside the decided fragment
+def test_entrywise_scalar_identities_are_lifted_to_matrices():
+    # sin^2 + cos^2 = 1 inside an elementwise function: a scalar identity, entry by entry
     result = check(f(sp.sin(z) ** 2 + sp.cos(z) ** 2, A), OneMatrix(n, n))
-    assert result.verdict == UNPROVED
+    assert result.verdict == PROVED
+    assert check(f(sp.sin(z) ** 2 - sp.cos(z) ** 2, A), OneMatrix(n, n)).verdict == REFUTED
 
 
 def test_inverse_is_never_proved_by_cancellation():

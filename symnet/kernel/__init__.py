@@ -31,7 +31,7 @@ from typing import Any
 
 import sympy as sp
 
-from . import normal, terms
+from . import normal, scalar, terms
 from .bridge import Grad, Reader
 from .errors import BudgetError, ShapeError, SymnetError, Unsupported
 from .judge import Judge, Opinion
@@ -331,8 +331,15 @@ def compare(a: NF, b: NF) -> tuple[bool, str, bool]:
     if a.shape != b.shape:
         return False, f"the sides have shapes {fmt_shape(a.shape)} and {fmt_shape(b.shape)}", False
     a, b = clean(a), clean(b)
-    if a.shape == (1, 1):
-        a, b = normal.symmetrize_scalar(a), normal.symmetrize_scalar(b)
+    if a.shape == (1, 1):  # a 1x1 matrix is its scalar (its trace): x x^T = tr(x^T x)
+        d = normal.canonical(normal.as_scalar(a) - normal.as_scalar(b))
+        if d == 0:
+            return True, "normal forms agree", False
+        if scalar_is_zero(d):
+            return True, "normal forms agree up to scalar identities", False
+        if scalar.entrywise_zero(d):
+            return True, "normal forms agree by cases on the kinks", False
+        return False, "normal forms differ", d.is_rational_function() and not d.has(sp.Function)
     hard = []
     for w in set(a.terms) | set(b.terms):
         ca, cb = a.terms.get(w, sp.S.Zero), b.terms.get(w, sp.S.Zero)
@@ -342,6 +349,8 @@ def compare(a: NF, b: NF) -> tuple[bool, str, bool]:
         return True, "normal forms agree", False
     if all(scalar_is_zero(d) for d in hard):
         return True, "normal forms agree up to scalar identities", False
+    if scalar.functions_zero(a, b) or scalar.lifted_zero(a, b):
+        return True, "normal forms agree up to an entrywise scalar identity", False
     definite = any(d.is_rational_function() and not d.has(sp.Function) for d in hard)
     return False, f"normal forms differ in {len(hard)} term(s)", definite
 

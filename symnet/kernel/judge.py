@@ -40,7 +40,7 @@ import mpmath
 import numpy as np
 
 from .errors import ShapeError
-from .terms import Fn, PositiveName, Term, walk
+from .terms import Fn, PositiveName, Term, factor_roles, walk
 
 C_SAFETY = 16.0
 _LAZY = frozenset({"piecewise", "grad", "diff", "lt", "le", "gt", "ge", "eq", "ne", "and", "or", "not"})
@@ -568,6 +568,9 @@ class _Ctx:
             return self._piecewise(t, env, memo)
         if op == "grad":
             return self._grad(t.args[0], t.args[1])
+        if op in ("jacobian", "hessian"):
+            y = t.args[0] if op == "jacobian" else Term("grad", t.args, shape=t.args[1].shape)
+            return self._jacobian(y, t.args[1])
         if op == "diff":
             return self._diff(t.args[0], t.args[1], t.value)
         if op == "apply":
@@ -586,13 +589,19 @@ class _Ctx:
         if op == "neg":
             return self.neg(args[0])
         if op == "mul":
-            acc, acc_mat = args[0], t.args[0].is_matrix
-            for f, ft in zip(args[1:], t.args[1:]):
-                if acc_mat and ft.is_matrix:
-                    acc = self.matmul(acc, f)
+            # the same roles as the kernel's: a 1x1 matrix that does not fit scales
+            scale_by, acc = [], None
+            for f, matrix_factor in zip(args, factor_roles(t.args)):
+                if not matrix_factor:
+                    scale_by.append(f)
+                elif acc is None:
+                    acc = f
                 else:
-                    acc = self.emul(acc, f)
-                acc_mat = acc_mat or ft.is_matrix
+                    acc = self.matmul(acc, f)
+            if acc is None:
+                acc = scale_by.pop(0)
+            for f in scale_by:
+                acc = self.emul(acc, f)
             return acc
         if op == "had":
             acc = args[0]
@@ -630,7 +639,73 @@ class _Ctx:
             return self._check(np.full((1, 1), s, dtype=v.dtype), np.full((1, 1), err))
         if op == "prim":
             return self.prim(t.value, args)
+        if op in ("inv", "det"):
+            return self._inv_det(op, args[0])
+        if op == "norm":
+            v, e = args[0]
+            s = sum(x * x for x in v.ravel())
+            nv = mpmath.sqrt(s) if B.mp else math.sqrt(s)
+            A = B.absf(v)
+            nf = float(nv)
+            if nf == 0:
+                raise _NoEvidence("the norm of a zero matrix (a kink)")
+            err = float(np.sum(A * e)) / nf + (v.size + 1) * B.u * nf + _ETA
+            out = np.empty((1, 1), dtype=object if B.mp else float)
+            out[0, 0] = nv
+            return self._check(out, np.full((1, 1), err))
+        if op == "diag":
+            v, e = args[0]
+            flat, ef = v.ravel(), e.ravel()
+            n = flat.size
+            out = B.full((n, n), 0)
+            err = np.zeros((n, n))
+            for i in range(n):
+                out[i, i], err[i, i] = flat[i], ef[i]
+            return out, err
         raise _NoEvidence(f"the judge cannot evaluate {op!r}")
+
+    def _inv_det(self, op: str, arg):
+        B = self.B
+        v, e = arg
+        n = v.shape[0]
+        vf = B.tofloat(v)
+        try:
+            inv_f = np.linalg.inv(vf)
+        except np.linalg.LinAlgError:
+            raise _NoEvidence("a singular matrix") from None
+        A = np.abs(inv_f)
+        kappa = float(np.linalg.norm(vf, 1) * np.linalg.norm(A, 1))
+        if not math.isfinite(kappa) or kappa * B.u * n * 1e3 > 1e-3:
+            raise _NoEvidence("a nearly singular matrix")
+        if op == "inv":
+            if B.mp:
+                vi = np.array((mpmath.matrix(v.tolist()) ** -1).tolist(), dtype=object)
+            else:
+                vi = inv_f
+            err = A @ e @ A + 8 * n * kappa * B.u * A + _ETA
+            return self._check(vi, err)
+        d = mpmath.det(mpmath.matrix(v.tolist())) if B.mp else float(np.linalg.det(vf))
+        df = abs(float(d))
+        err = df * float(np.sum(A.T * e)) + 8 * n * kappa * B.u * df + _ETA
+        out = np.empty((1, 1), dtype=object if B.mp else float)
+        out[0, 0] = d
+        return self._check(out, np.full((1, 1), err))
+
+    def _jacobian(self, y: Term, x: Term):
+        """``J_ij = dy_i/dx_j`` by central differences of each entry of y along each entry of x."""
+        yshape, xshape = self.inst.shape(y.shape), self.inst.shape(x.shape)
+        m, n = yshape[0] * yshape[1], xshape[0] * xshape[1]
+        vals, errs = {}, np.zeros((m, n))
+        for i, yi in enumerate(np.ndindex(yshape)):
+            unit = [[Term("num", value=Fraction(int(idx == yi))) for idx in
+                     [(r, c) for c in range(yshape[1])]] for r in range(yshape[0])]
+            pick = Term("sum", (Term("had", (Term("matrix", [u for row in unit for u in row], shape=yshape), y),
+                                     shape=yshape),))
+            for j, xj in enumerate(np.ndindex(xshape)):
+                d = np.zeros(xshape)
+                d[xj] = 1.0
+                vals[(i, j)], errs[i, j] = self._fd(pick, x, d)
+        return self._as_val(vals, errs, (m, n))
 
     def _matpow(self, a, k: int):
         n = a[0].shape[0]

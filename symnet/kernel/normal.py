@@ -144,16 +144,23 @@ def fmt_shape(shape: tuple) -> str:
 
 
 def _atom_shape(atom: tuple) -> tuple:
-    if atom[0] == "sym":
+    if atom[0] in ("sym", "inv"):
         r, c = atom[2], atom[3]
         return (c, r) if atom[4] else (r, c)
     return atom[-2], atom[-1]
 
 
+def _dims_of(word: tuple) -> list:
+    """The inner dimensions between the atoms of a word."""
+    return [_atom_shape(a)[1] for a in word[:-1]]
+
+
 def _transpose_atom(atom: tuple) -> tuple:
     kind = atom[0]
-    if kind == "sym":
-        return ("sym", atom[1], atom[2], atom[3], not atom[4])
+    if kind in ("sym", "inv"):
+        return (kind, atom[1], atom[2], atom[3], not atom[4])
+    if kind == "diag":
+        return atom
     if kind == "ones":
         return ("ones", atom[2], atom[1])
     if kind == "unit":
@@ -169,8 +176,15 @@ def _transpose_word(word: tuple) -> tuple:
     return tuple(_transpose_atom(a) for a in reversed(word))
 
 
+def _cancels(a: tuple, b: tuple) -> bool:
+    """``a b = I``: a declared-invertible matrix next to its inverse (same transposition)."""
+    return {a[0], b[0]} == {"sym", "inv"} and a[1] == b[1] and a[4] == b[4] and a[2:4] == b[2:4]
+
+
 def _concat(left: tuple, right: tuple) -> tuple[sp.Expr, tuple] | None:
     """The product of two normalised words: (scalar factor, word) or None for zero."""
+    while left and right and _cancels(left[-1], right[0]):
+        left, right = left[:-1], right[1:]
     if not left:
         return sp.S.One, right
     if not right:
@@ -192,7 +206,29 @@ def add(x: NF, y: NF) -> NF:
     terms = dict(x.terms)
     for w, c in y.terms.items():
         terms[w] = terms[w] + c if w in terms else c
-    return NF(x.rows, x.cols, terms)._guard()
+    return NF(x.rows, x.cols, _fold_functions(terms, x.rows, x.cols))._guard()
+
+
+def _fold_functions(terms: dict, r: T.Dim, c: T.Dim) -> dict:
+    """A sum of entrywise functions of one argument (and constants) is one entrywise
+    function: ``1 - tanh(A) (.) tanh(A)`` is ``(z -> 1 - tanh(z)^2)(A)``, so that a
+    Hadamard product distributes over it as over one factor."""
+    fns = [w for w in terms if len(w) == 1 and w[0][0] == "fn"]
+    if not fns or len({w[0][2] for w in fns}) != 1:
+        return terms
+    unit = next(iter(ones(r, c).terms)) if not (r == 1 and c == 1) else None
+    constant = terms.get(unit, sp.S.Zero) if unit is not None else sp.S.Zero
+    if len(fns) < 2 and constant == 0:
+        return terms
+    if any(terms[w].has(_Z) for w in fns) or (constant != 0 and constant.has(_Z)):
+        return terms
+    body = constant + sp.Add(*[terms[w] * w[0][1] for w in fns])
+    out = {w: v for w, v in terms.items() if w not in fns and w != unit}
+    _, _, arg, rr, cc = fns[0][0]
+    if body != 0:
+        key = (("fn", body, arg, rr, cc),)
+        out[key] = out[key] + 1 if key in out else sp.S.One
+    return out
 
 
 def scale(x: NF, c: sp.Expr) -> NF:
@@ -201,6 +237,25 @@ def scale(x: NF, c: sp.Expr) -> NF:
     if c == 1:
         return x
     return NF(x.rows, x.cols, {w: c * v for w, v in x.terms.items()})
+
+
+def scalar_segments(word: tuple, rows: T.Dim, cols: T.Dim) -> tuple[sp.Expr, tuple]:
+    """A 1x1 stretch of a word is a scalar and commutes: ``a (x^T y) b^T = (x^T y) a b^T``.
+
+    Every stretch between two places where the word's dimension is the integer 1 (its
+    ends count when the word has 1 row or 1 column) becomes its trace, a scalar atom."""
+    if len(word) < 2:
+        return sp.S.One, word
+    inner = _dims_of(word)
+    cuts = ([-1] if rows == 1 else []) + [i for i, d in enumerate(inner) if d == 1] + (
+        [len(word) - 1] if cols == 1 else [])
+    if len(cuts) < 2:
+        return sp.S.One, word
+    factor = sp.S.One
+    for p, q in zip(cuts, cuts[1:]):
+        factor *= _trace_word(word[p + 1:q + 1], 1)
+    kept = word[:cuts[0] + 1] + word[cuts[-1] + 1:]
+    return factor, kept
 
 
 def mul(x: NF, y: NF) -> NF:
@@ -215,6 +270,9 @@ def mul(x: NF, y: NF) -> NF:
             if joined is None:
                 continue
             k, w = joined
+            if w1 and w2:
+                k2, w = scalar_segments(w, x.rows, y.cols)
+                k = k * k2
             c = c1 * c2 * k
             terms[w] = terms[w] + c if w in terms else c
     return NF(x.rows, y.cols, terms)._guard()
@@ -245,7 +303,26 @@ def _had_factors(word: tuple, r: T.Dim, c: T.Dim) -> Counter:
     return Counter({word: 1})
 
 
+def _merge_functions(factors: Counter) -> Counter:
+    """Entrywise functions of one argument multiply into one: f(A) (.) g(A) = (f g)(A)."""
+    fns: dict = {}
+    for w, m in factors.items():
+        if len(w) == 1 and w[0][0] == "fn":
+            fns.setdefault(w[0][2], []).append((w[0], m))
+    if not any(len(v) > 1 or v[0][1] > 1 for v in fns.values()):
+        return factors
+    out = Counter({w: m for w, m in factors.items() if not (len(w) == 1 and w[0][0] == "fn")})
+    for arg, atoms in sorted(fns.items(), key=lambda kv: akey(kv[0])):
+        body = sp.S.One
+        for atom, m in atoms:
+            body *= atom[1] ** m
+        _, _, _, r, c = atoms[0][0]
+        out[(("fn", body, arg, r, c),)] += 1
+    return out
+
+
 def _had_word(factors: Counter, r: T.Dim, c: T.Dim) -> tuple:
+    factors = _merge_functions(factors)
     if not factors:
         return next(iter(ones(r, c).terms))
     if len(factors) == 1:
@@ -312,6 +389,12 @@ def elementwise(body: sp.Expr, arg: NF) -> NF:
         (w, k), = arg.terms.items()
         if w == next(iter(ones(r, c).terms)):  # a constant matrix k 1: f(k) 1
             return scale(ones(r, c), body.subs(_Z, k))
+    # a rational factor of the argument moves into the function: f(-A) is (z -> f(-z))(A),
+    # so relu(A) and relu(-A) are functions of one argument (identities between them lift)
+    lead = min(arg.terms, key=akey)
+    k = arg.terms[lead]
+    if k.is_Rational and k != 1:
+        body, arg = body.xreplace({_Z: k * _Z}), scale(arg, 1 / k)
     if not body.has(sp.Piecewise, sp.Max, sp.Min, sp.Heaviside, sp.Abs, sp.Function):
         try:
             poly = sp.Poly(sp.expand(body), _Z)
@@ -353,6 +436,16 @@ def _trace_word(word: tuple, n: T.Dim) -> sp.Expr:
     if all(a[0] == "unit" for a in word):
         (a,) = word
         return sp.S.One if a[1] == a[2] else sp.S.Zero
+    hads = [i for i, a in enumerate(word) if a[0] == "had"]
+    if len(hads) == 1:
+        # tr(H R) = sum of the entries of H (.) R^T: one scalar per multiset of factors
+        i = hads[0]
+        H, R = word[i], word[i + 1:] + word[:i]
+        factors = Counter(dict(H[1]))
+        rest = _transpose_word(R)
+        if not (len(rest) == 1 and rest[0][0] == "ones"):  # ones is the Hadamard unit
+            factors[rest] += 1
+        return hadamard_sum(factors, H[2], H[3])
     candidates = []
     for w in (word, _transpose_word(word)):
         for i in range(len(w)):
@@ -363,6 +456,35 @@ def _trace_word(word: tuple, n: T.Dim) -> sp.Expr:
         if key not in _TRACE_SYMBOLS:
             _TRACE_SYMBOLS[key] = sp.Dummy(f"tr{len(_TRACE_SYMBOLS)}")
         return _TRACE_SYMBOLS[key]
+
+
+_HSUM_SYMBOLS: dict[tuple, sp.Dummy] = {}
+
+
+def hadamard_sum(factors: Counter, r: T.Dim, c: T.Dim) -> sp.Expr:
+    """``sum_ij (F_1 (.) F_2 (.) ...)_ij`` for a multiset of r x c words: with two factors
+    it is ``tr(F_1^T F_2)``, with one ``tr(1 F_1)``; with more, a scalar atom keyed by the
+    multiset (the sum is the same for the transposed factors)."""
+    items = sorted(factors.elements(), key=akey)
+    if len(items) == 1:
+        (w,) = items
+        if not w:
+            return dim_symbol(r)
+        k, joined = _concat(w, (("ones", c, r),))
+        return k * _trace_word(joined, r)
+    if len(items) == 2:
+        x, y = items
+        joined = _concat(_transpose_word(x), y)
+        if joined is None:
+            return sp.S.Zero
+        k, w = joined
+        return k * _trace_word(w, c)
+    flipped = sorted((_transpose_word(w) for w in items), key=akey)
+    key = min((tuple(items), r, c), (tuple(flipped), c, r), key=akey)
+    with _TRACE_LOCK:
+        if key not in _HSUM_SYMBOLS:
+            _HSUM_SYMBOLS[key] = sp.Dummy(f"hsum{len(_HSUM_SYMBOLS)}")
+        return _HSUM_SYMBOLS[key]
 
 
 def trace(x: NF) -> sp.Expr:
@@ -542,6 +664,11 @@ class Translator:
         if op == "sum":
             x = self.nf(a[0])
             return as_scalar(mul(mul(ones(1, x.rows), x), ones(x.cols, 1)))
+        if op == "norm":
+            x = self.nf(a[0])
+            return sp.sqrt(trace(mul(transpose(x), x)))
+        if op == "det":
+            return determinant(self.nf(a[0]))
         if op == "diff":
             # differentiate what the expression means: every definition unfolded (a
             # defined scalar is no constant), and nothing the variable hides inside
@@ -640,13 +767,13 @@ class Translator:
             return scale(self.nf(a[0]), sp.S.NegativeOne)
         if op == "mul":
             coeff, result = sp.S.One, None
-            for x in a:
-                if x.is_matrix:
+            for x, matrix_factor in zip(a, T.factor_roles(a)):
+                if matrix_factor:
                     n = self.nf(x)
                     result = n if result is None else mul(result, n)
                 else:
                     coeff *= self.scalar(x)
-            return scale(result, coeff)
+            return scale(result if result is not None else identity(1), coeff)
         if op == "div":
             self._condition(a[1], "!=")
             return scale(self.nf(a[0]), 1 / self.scalar(a[1]))
@@ -702,6 +829,15 @@ class Translator:
             return NF(r, c, terms)._guard()
         if op == "grad":
             return adjoint(self, a[0], a[1])
+        if op == "inv":
+            return inverse(self.nf(a[0]))
+        if op == "diag":
+            v = self.nf(a[0])
+            return diagonal(v if v.rows == 1 else transpose(v))
+        if op == "jacobian":
+            return jacobian(self, a[0], a[1])
+        if op == "hessian":
+            return jacobian(self, nf_term(adjoint(self, a[0], a[1])), a[1])
         raise Unsupported(f"'{op}' is outside the decided fragment")
 
     def _entrywise_condition(self, t: Term) -> None:
@@ -720,6 +856,114 @@ def _unfold_all(t: Term, definitions: dict, limit: int = 10_000) -> Term:
             return t
         t = T.substitute(t, found)
     raise BudgetError("definitions nested too deeply")
+
+
+def inverse(x: NF) -> NF:
+    """``x^{-1}`` for a product of declared-invertible matrices: reversed, each inverted."""
+    if len(x.terms) != 1:
+        raise Unsupported("the inverse of a sum")
+    (w, c), = x.terms.items()
+    out = []
+    for atom in reversed(w):
+        if atom[0] not in ("sym", "inv") or not isinstance(atom[1], T.InvertibleName):
+            raise Unsupported("the inverse of a matrix not declared invertible")
+        out.append(("inv" if atom[0] == "sym" else "sym",) + atom[1:])
+    return NF(x.rows, x.cols, {tuple(out): 1 / c})
+
+
+_DET_SYMBOLS: dict = {}
+
+
+def _det_symbol(key: Any) -> sp.Expr:
+    with _TRACE_LOCK:
+        if key not in _DET_SYMBOLS:
+            _DET_SYMBOLS[key] = sp.Dummy(f"det{len(_DET_SYMBOLS)}")
+        return _DET_SYMBOLS[key]
+
+
+def determinant(x: NF) -> sp.Expr:
+    """``det(x)``: multiplicative over products of square atoms, ``det(c A) = c^n det(A)``,
+    ``det(A^T) = det(A)``, ``det(A^{-1}) = 1/det(A)``; any other matrix is an atom."""
+    n = x.rows
+    x = clean(x)
+    if not x.terms:
+        return sp.S.Zero
+    if len(x.terms) == 1:
+        (w, c), = x.terms.items()
+        if all(a[0] in ("sym", "inv") and a[2] == a[3] == n for a in w):
+            out = c ** dim_symbol(n)
+            for a in w:
+                d = _det_symbol(("sym", a[1], n))
+                out *= d if a[0] == "sym" else 1 / d
+            return out
+    return _det_symbol(("nf", _freeze(x)))
+
+
+def diagonal(v: NF) -> NF:
+    """``diag(v)`` for a row vector ``v`` (1 x n): the n x n matrix with v on its diagonal."""
+    n = v.cols
+    frozen = _freeze(v)
+    return NF(n, n, {(("diag", frozen, n, n),): sp.S.One})
+
+
+def nf_term(x: NF) -> Term:
+    """A normal form written back as a term (for a Jacobian of a gradient): symbols,
+    transposes, inverses and ones, with coefficients in declared scalars only."""
+    from .bridge import Reader
+
+    reader = Reader()
+    out = []
+    for w, c in clean(x).terms.items():
+        if any(isinstance(s, sp.Dummy) or s.is_integer for s in c.free_symbols):
+            raise Unsupported("a second derivative through a trace of the variable")
+        factors = [] if c == 1 else [reader(c)]
+        for atom in w:
+            kind = atom[0]
+            if kind in ("sym", "inv"):
+                m = T.Term("sym", value=atom[1], shape=(atom[2], atom[3]))
+                m = T.inverse(m) if kind == "inv" else m
+                factors.append(T.transpose(m) if atom[4] else m)
+            elif kind == "ones":
+                factors.append(T.ones(atom[1], atom[2]))
+            else:
+                raise Unsupported(f"a second derivative through a {kind} atom")
+        if not w:
+            factors.append(T.eye(x.rows))
+        out.append(factors[0] if len(factors) == 1 else T.mul(*factors))
+    if not out:
+        return T.zeros(x.rows, x.cols)
+    return out[0] if len(out) == 1 else T.add(*out)
+
+
+def jacobian(tr: Translator, y: Term, x: Term) -> NF:
+    """``J_ij = dy_i/dx_j``: the gradient of ``<U, y>`` for a fresh U is ``u J`` in row layout,
+    and J is read off each of its words (U first); U inside an entrywise product is a
+    diagonal: ``(U (.) d) M = U diag(d) M``."""
+    u = T.matrix("#u", *y.shape)
+    g = adjoint(tr, T.total(T.hadamard(u, y)), x)
+    if g.rows != 1:
+        g = transpose(g)  # row layout: 1 x n
+    u_atom = ("sym", "#u", y.shape[0], y.shape[1], y.shape[0] != 1)  # u as a row
+    m = y.cols if y.rows == 1 else y.rows
+    out = NF(m, g.cols)
+    for w, c in clean(g).terms.items():
+        if w and w[0] == u_atom:
+            rest = w[1:]
+        elif w and w[0][0] == "had" and Counter(dict(w[0][1]))[(u_atom,)] == 1:
+            others = Counter(dict(w[0][1]))
+            others[(u_atom,)] -= 1
+            others = +others
+            d = NF(1, m, {_had_word(others, 1, m): sp.S.One})
+            rest = next(iter(diagonal(d).terms)) + w[1:]
+        else:
+            raise Unsupported("a Jacobian whose form the kernel cannot read off")
+        if any("#u" in repr(a) for a in rest):
+            raise Unsupported("a Jacobian of a nonlinear use of y")
+        if not rest:
+            out = add(out, NF(m, g.cols, {(): c}))
+        else:
+            out = add(out, NF(m, g.cols, {rest: c}))
+    return out
 
 
 class Undefined(Exception):
@@ -795,11 +1039,9 @@ def adjoint(tr: Translator, loss: Term, wrt: Term) -> NF:
         elif op == "neg":
             push(a[0], scale(g, sp.S.NegativeOne))
         elif op == "mul":
-            scalars = [x for x in a if not x.is_matrix]
-            mats = [x for x in a if x.is_matrix]
-            if any(depends(x) for x in scalars):
-                if mats:
-                    raise Unsupported("a scalar factor that depends on the variable")
+            roles = T.factor_roles(a)
+            scalars = [x for x, m in zip(a, roles) if not m]
+            mats = [x for x, m in zip(a, roles) if m]
             coeff = sp.Mul(*[tr.scalar(x) for x in scalars])
             if not mats:  # a product of scalars
                 for i, x in enumerate(scalars):
@@ -808,6 +1050,16 @@ def adjoint(tr: Translator, loss: Term, wrt: Term) -> NF:
                         push(x, scale(g, others))
                 return
             nfs = [tr.nf(m) for m in mats]
+            if any(depends(x) for x in scalars):
+                # c M with c depending on X: c receives <G, M'> (M' the rest of the product)
+                product = nfs[0]
+                for f in nfs[1:]:
+                    product = mul(product, f)
+                pairing = trace(mul(transpose(g), product))
+                for i, x in enumerate(scalars):
+                    if depends(x):
+                        others = sp.Mul(*[tr.scalar(y) for j, y in enumerate(scalars) if j != i])
+                        push(x, NF(1, 1, {(): pairing * others}))
             for i, m in enumerate(mats):
                 if not depends(m):
                     continue
@@ -818,9 +1070,11 @@ def adjoint(tr: Translator, loss: Term, wrt: Term) -> NF:
                     left = mul(left, transpose(f))
                 push(m, scale(left, coeff))
         elif op == "div":
-            if depends(a[1]):
-                raise Unsupported("a divisor that depends on the variable")
-            push(a[0], scale(g, 1 / tr.scalar(a[1])))
+            b = tr.scalar(a[1])
+            push(a[0], scale(g, 1 / b))
+            if depends(a[1]):  # d(u/b) = -u/b^2 db
+                pairing = trace(mul(transpose(g), tr.nf(a[0])))
+                push(a[1], NF(1, 1, {(): -pairing / b**2}))
         elif op == "T":
             push(a[0], transpose(g))
         elif op == "had":
@@ -840,6 +1094,32 @@ def adjoint(tr: Translator, loss: Term, wrt: Term) -> NF:
             for _ in range(k - 1):
                 power = hadamard(power, base)
             push(a[0], scale(hadamard(g, power), k))
+        elif op == "pow" and not e.is_matrix:
+            if depends(a[1]):
+                raise Unsupported("an exponent that depends on the variable")
+            base, k = tr.scalar(a[0]), tr.scalar(a[1])
+            push(a[0], scale(g, k * base ** (k - 1)))
+        elif op in ("prim", "apply") and not e.is_matrix:
+            if any(depends(p) for p in a[1:]):
+                raise Unsupported(f"a parameter of {_fname(e)} that depends on the variable")
+            if op == "prim":
+                if e.value in ("max", "min", "heaviside"):
+                    raise Unsupported(f"gradient through {e.value}")
+                body = _PRIM[e.value](_Z)
+            elif e.value.opaque:
+                body = opaque_function(e.value.name, e.value.order)(_Z)
+            else:
+                body = tr.formula(e.value, [tr.scalar(p) for p in a[1:]])
+            push(a[0], scale(g, derivative_body(body).xreplace({_Z: tr.scalar(a[0])})))
+        elif op == "norm":
+            x = tr.nf(a[0])
+            push(a[0], scale(x, as_scalar(g) / tr.scalar(e)))
+        elif op == "det":
+            x = tr.nf(a[0])
+            push(a[0], scale(transpose(inverse(x)), as_scalar(g) * determinant(x)))
+        elif op == "inv":
+            inv_t = transpose(tr.nf(e))
+            push(a[0], scale(mul(mul(inv_t, g), inv_t), sp.S.NegativeOne))
         elif op == "pow" and e.is_matrix:
             k = int(a[1].value)
             if k:

@@ -72,8 +72,10 @@ def text(t: Term) -> str:
         return f"{op}({t.shape[0]}, {t.shape[1]})"
     if op == "eye":
         return f"eye({t.shape[0]})"
-    if op in ("trace", "sum"):
+    if op in ("trace", "sum", "norm", "det", "inv", "diag"):
         return f"{op}({text(a[0])})"
+    if op in ("jacobian", "hessian"):
+        return f"{op}({text(a[0])}, {text(a[1])})"
     if op == "grad":
         return f"grad({text(a[0])}, {text(a[1])})"
     if op == "diff":

@@ -37,6 +37,12 @@ Operators (``op``) and their fields:
 ``ones``/``eye``/``zeros``  constant matrices of ``shape``
 ``trace``      ``tr(A)``, a scalar
 ``sum``        sum of all entries of a matrix, a scalar
+``norm``       the Frobenius norm of a matrix, a scalar
+``inv``        inverse of a matrix invertible by construction (:func:`is_invertible`)
+``det``        determinant of a square matrix, a scalar
+``diag``       the square matrix with a vector on its diagonal
+``jacobian``   ``args = (y, x)``: ``J_ij = dy_i/dx_j`` for vectors y (m) and x (n), m x n
+``hessian``    ``args = (L, x)``: second derivatives of a scalar in a vector, n x n
 ``grad``       ``dL/dX``, ``args = (L, X)``, ``L`` scalar or 1x1, ``X`` a symbol; shape of ``X``
 ``diff``       ``d^k/dv^k e``, ``args = (e, v)``, ``value = k``; ``v`` a scalar symbol
 ``matrix``     explicit matrix, entries row-major in ``args``
@@ -64,7 +70,8 @@ PRIMITIVES = frozenset({
 DOMAINS = {"log": "> 0", "sqrt": ">= 0"}
 
 #: What a function formula may not contain: it is closed in its variable and parameters.
-_NOT_IN_FORMULAS = frozenset({"sym", "dim", "grad", "diff", "trace", "sum", "matrix", "ones", "eye", "zeros"})
+_NOT_IN_FORMULAS = frozenset({"sym", "dim", "grad", "diff", "trace", "sum", "matrix", "ones", "eye", "zeros",
+                              "norm", "inv", "det", "jacobian", "hessian", "diag"})
 
 _RELATIONS = ("lt", "le", "gt", "ge", "eq", "ne")
 _LOGIC = ("and", "or", "not", "true")
@@ -225,12 +232,107 @@ class PositiveName(str):
         return (PositiveName, (str(self),))
 
 
+class InvertibleName(str):
+    """The name of a square matrix declared invertible (``matrix A: n x n invertible``)."""
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, InvertibleName) and str.__eq__(self, other)
+
+    def __ne__(self, other: object) -> bool:
+        return not self == other
+
+    def __hash__(self) -> int:
+        return hash(("invertible", str(self)))
+
+    def __reduce__(self):
+        return (InvertibleName, (str(self),))
+
+
 def scalar(name: str, positive: bool = False) -> Term:
     return Term("sym", value=PositiveName(name) if positive else name)
 
 
-def matrix(name: str, rows: Dim, cols: Dim) -> Term:
-    return Term("sym", value=name, shape=(_dim(rows), _dim(cols)))
+def matrix(name: str, rows: Dim, cols: Dim, invertible: bool = False) -> Term:
+    rows, cols = _dim(rows), _dim(cols)
+    if invertible:
+        if rows != cols:
+            raise ShapeError(f"{name} is {rows}x{cols}: only a square matrix can be invertible")
+        name = InvertibleName(name)
+    return Term("sym", value=name, shape=(rows, cols))
+
+
+def is_invertible(t: Term) -> bool:
+    """Whether ``t`` is invertible by construction: a product of declared-invertible
+    matrices, their transposes and inverses, identities and nonzero numbers."""
+    if t.op == "sym":
+        return isinstance(t.value, InvertibleName)
+    if t.op == "eye":
+        return True
+    if t.op in ("T", "inv"):
+        return is_invertible(t.args[0])
+    if t.op == "mul":
+        mats = [x for x in t.args if x.is_matrix]
+        nums = [x for x in t.args if not x.is_matrix]
+        return all(is_invertible(x) for x in mats) and all(
+            x.op == "num" and x.value != 0 for x in nums) and all(x.rows == x.cols for x in mats)
+    if t.op == "pow":
+        return is_invertible(t.args[0])
+    return False
+
+
+def inverse(a: Term) -> Term:
+    """``a^{-1}``; ``a`` must be invertible by construction (see :func:`is_invertible`)."""
+    _need_matrix(a, "an inverse")
+    if a.rows != a.cols:
+        raise ShapeError(f"inverse of a non-square {fmt_shape(a.shape)} matrix")
+    if not is_invertible(a):
+        raise ShapeError("an inverse needs a matrix declared invertible ('matrix A: n x n invertible') "
+                         "or a product of such matrices")
+    return Term("inv", (a,), shape=a.shape)
+
+
+def det(a: Term) -> Term:
+    _need_matrix(a, "det")
+    if a.rows != a.cols:
+        raise ShapeError(f"det of a non-square {fmt_shape(a.shape)} matrix")
+    return Term("det", (a,))
+
+
+def diag(v: Term) -> Term:
+    """The n x n matrix with the vector ``v`` (1 x n or n x 1) on its diagonal."""
+    if not v.is_matrix or 1 not in v.shape:
+        raise ShapeError("diag() needs a vector (1 x n or n x 1)")
+    n = v.cols if v.rows == 1 else v.rows
+    return Term("diag", (v,), shape=(n, n))
+
+
+def norm(a: Term) -> Term:
+    """The Frobenius norm ``||a||`` (the absolute value of a scalar)."""
+    if not a.is_matrix:
+        return prim("abs", a)
+    return Term("norm", (a,))
+
+
+def jacobian(y: Term, x: Term) -> Term:
+    """``J`` with ``J_ij = dy_i/dx_j`` for a vector ``y`` (m entries) and a vector symbol ``x``
+    (n entries), row or column vectors alike: an m x n matrix."""
+    if x.op != "sym" or not x.is_matrix or 1 not in x.shape:
+        raise ShapeError("jacobian(y, x) needs a declared vector x (1 x n or n x 1)")
+    if not y.is_matrix or 1 not in y.shape:
+        raise ShapeError("jacobian(y, x) needs a vector y (1 x m or m x 1)")
+    m = y.cols if y.rows == 1 else y.rows
+    n = x.cols if x.rows == 1 else x.rows
+    return Term("jacobian", (y, x), shape=(m, n))
+
+
+def hessian(loss: Term, x: Term) -> Term:
+    """The n x n matrix of second derivatives of a scalar ``loss`` in a vector symbol ``x``."""
+    if x.op != "sym" or not x.is_matrix or 1 not in x.shape:
+        raise ShapeError("hessian(L, x) needs a declared vector x (1 x n or n x 1)")
+    if loss.is_matrix and loss.shape != (1, 1):
+        raise ShapeError(f"hessian(L, x) needs a scalar L, got a {fmt_shape(loss.shape)} matrix")
+    n = x.cols if x.rows == 1 else x.rows
+    return Term("hessian", (loss, x), shape=(n, n))
 
 
 def dimension(name: str) -> Term:
@@ -292,14 +394,40 @@ def mul(*factors: Term) -> Term:
     """A product in the order written: scalars scale, neighbouring matrices multiply."""
     if len(factors) < 2:
         raise ValueError("a product needs two or more factors")
+    roles = factor_roles(factors)
     shape = None
+    for f, matrix_factor in zip(factors, roles):
+        if matrix_factor:
+            shape = f.shape if shape is None else (shape[0], f.shape[1])
+    if shape is None and any(f.is_matrix for f in factors):
+        shape = (1, 1)
+    return Term("mul", factors, shape=shape)
+
+
+def factor_roles(factors) -> list[bool]:
+    """Which factors of a product multiply as matrices (True) and which scale (False).
+
+    Scalars scale; so does a 1x1 matrix whose neighbours do not fit it (a 1x1 matrix is a
+    scalar: ``b^T (x^T a)`` is ``(x^T a) b^T``). Anything else that does not fit is an error."""
+    roles, shape, last = [], None, None
     for f in factors:
         if f.shape is None:
+            roles.append(False)
             continue
-        if shape is not None and not _same(shape[1], f.shape[0]):
+        if shape is None or _same(shape[1], f.shape[0]):
+            roles.append(True)
+            shape = f.shape if shape is None else (shape[0], f.shape[1])
+            last = len(roles) - 1
+        elif f.shape == (1, 1):
+            roles.append(False)
+        elif shape == (1, 1) and factors[last].shape == (1, 1) and sum(roles) == 1:
+            roles[last] = False  # the 1x1 factor so far scales what follows
+            roles.append(True)
+            shape = f.shape
+            last = len(roles) - 1
+        else:
             raise ShapeError(f"shapes {fmt_shape(shape)} and {fmt_shape(f.shape)} cannot be multiplied")
-        shape = f.shape if shape is None else (shape[0], f.shape[1])
-    return Term("mul", factors, shape=shape)
+    return roles
 
 
 def div(a: Term, b: Term) -> Term:
@@ -473,8 +601,9 @@ def substitute(root: Term, mapping: dict[Term, Term]) -> Term:
 
 
 __all__ = [
-    "DOMAINS", "PRIMITIVES", "Dim", "Fn", "Term", "add", "apply", "const", "diff", "dimension", "dims",
-    "div",
+    "DOMAINS", "PRIMITIVES", "Dim", "Fn", "InvertibleName", "PositiveName", "Term", "add", "apply",
+    "const", "det", "diag", "diff", "dimension", "dims", "div", "hessian", "inverse", "is_invertible", "jacobian",
+    "norm",
     "explicit", "eye", "fmt_shape", "grad", "hadamard", "hadamard_power", "logic", "matrix", "mul",
     "neg", "num", "ones", "param", "piecewise", "power", "prim", "relation", "scalar", "sub",
     "substitute", "symbols", "total", "trace", "transpose", "var", "walk", "zeros",
