@@ -276,6 +276,31 @@ class FileResult:
             d["error_message"] = self.error_message
         return d
 
+    def __repr__(self) -> str:
+        from .display import file_repr
+
+        return file_repr(self)
+
+    def _repr_html_(self) -> str:
+        from .display import file_html
+
+        return file_html(self)
+
+    def _repr_markdown_(self) -> str:
+        from .display import file_markdown
+
+        return file_markdown(self)
+
+    def _repr_latex_(self) -> str:
+        from .display import file_repr_latex
+
+        return file_repr_latex(self)
+
+    def to_markdown(self) -> str:
+        from .display import file_markdown
+
+        return file_markdown(self)
+
     def source_line(self, line: int | None) -> str:
         if line is None or not 1 <= line <= len(self.lines):
             return ""
@@ -368,9 +393,7 @@ def check_parsed(parsed: DerivFile, trials: int = 3, seed: int = 0) -> FileResul
     result.derivation = Derivation(title, tuple(built))
     result.shown = Derivation(title, tuple(shown))
     try:
-        from .printing import derivation_latex
-
-        result.latex = derivation_latex(result.shown) if built else ""
+        result.latex = derivation_block(result) if built else ""
     except Exception as exc:  # printing must not lose the verdicts
         result.latex = "\\begin{verbatim}\n" + f"(cannot typeset: {exc})" + "\n\\end{verbatim}"
     return result
@@ -504,8 +527,11 @@ class Report:
     def to_text(self, verbose: bool = False) -> str:
         return report_text(self, verbose=verbose)
 
-    def to_latex(self) -> str:
-        return report_latex(self)
+    def to_latex(self, standalone: bool = True) -> str:
+        return report_latex(self, standalone=standalone)
+
+    def to_markdown(self) -> str:
+        return report_markdown(self)
 
 
 def check_paths(paths: Iterable[str], jobs: int = 1, trials: int = 3, seed: int = 0) -> Report:
@@ -665,8 +691,34 @@ def _tex(s: str) -> str:
     return "".join(ch if ord(ch) < 128 else "?" for ch in s)
 
 
+def derivation_block(result: FileResult) -> str:
+    """The checked chains of a file as ``align*`` blocks: a verdict mark on every step, reasons
+    with their math typeset as math, side conditions, counterexamples of refuted steps, and the
+    ``where`` line kept on the page of its chain."""
+    from .display import file_chain_latex, symbol_names
+
+    shown = result.shown
+    if shown is None or not shown.chains:
+        return ""
+    names = symbol_names(shown)
+    blocks = []
+    for k in range(min(len(shown.chains), len(result.chains))):
+        rows = file_chain_latex(result, k, names)
+        body = ""
+        for i, row in enumerate(rows):
+            if i:
+                # no page break inside a title line, before a note, a counterexample or the where line
+                keep = i == 1 and bool(result.chains[k].title) or row.startswith(r"&\qquad")
+                body += (" \\\\*\n" if keep else " \\\\\n")
+            body += row
+        blocks.append("\\begin{align*}\n" + body + "\n\\end{align*}")
+    return "\n".join(blocks)
+
+
 def file_latex(result: FileResult) -> str:
     """A section for one file: its chains as ``align*`` blocks, or its error."""
+    from .display import counterexample_latex, latex_mark
+
     title = result.title or os.path.basename(result.path)
     out = [f"\\section*{{{_tex(title)}}}", f"\\noindent\\texttt{{{_tex(result.path)}}}\\par"]
     if result.malformed:
@@ -677,30 +729,48 @@ def file_latex(result: FileResult) -> str:
     counts = result.counts()
     total = sum(counts.values())
     if total and counts[PROVED] == total:
-        out.append(f"\\noindent All {total} steps proved by the symnet kernel.\\par")
+        head = "The only step" if total == 1 else f"All {total} steps"
+        out.append(f"\\noindent $\\checkmark$ {head} proved by the symnet kernel.\\par")
     elif total:
-        out.append("\\noindent " + _tex(", ".join(f"{n} {v}" for v, n in counts.items() if n))
-                   + f" (of {total} steps).\\par")
+        out.append("\\noindent " + _tex(", ".join(f"{counts[v]} {v}" for v in (REFUTED, UNPROVED, PROVED)
+                                                   if counts[v]))
+                   + f" (of {_plural(total, 'step')}).\\par")
         out.append("\\begin{itemize}")
         for s in result.steps:
             if not s.ok:
-                out.append(f"\\item line {s.line}: \\textbf{{{s.verdict}}} --- {_tex(s.detail)}")
+                item = (f"\\item[${latex_mark(s.verdict)}$] line {s.line}: \\textbf{{{s.verdict}}}"
+                        + (f" --- {_tex(s.detail)}" if s.detail else ""))
+                if s.counterexample and s.verdict == REFUTED and not result.latex:
+                    item += ("\\\\\nCounterexample: $" + counterexample_latex(s.counterexample) + "$")
+                out.append(item)
         out.append("\\end{itemize}")
     return "\n".join(out)
 
 
-def report_latex(report: Report) -> str:
-    """A standalone LaTeX document with a section per file."""
+_PREAMBLE = (
+    "\\documentclass{article}\n"
+    "\\usepackage{amsmath,amssymb,bm}\n"
+    "\\usepackage[margin=2cm]{geometry}\n"
+    "\\allowdisplaybreaks\n"
+)
+
+
+def report_latex(report: Report, standalone: bool = True) -> str:
+    """A section per file; ``standalone`` makes it a whole document (what ``--latex``/``--pdf``
+    write), else a fragment to ``\\input`` (``check --format latex``, like ``collapse`` and ``grad``)."""
     body = "\n\n".join(file_latex(f) for f in report.files)
-    return (
-        "\\documentclass{article}\n"
-        "\\usepackage{amsmath,amssymb,bm}\n"
-        "\\usepackage[margin=2cm]{geometry}\n"
-        "\\allowdisplaybreaks\n"
-        "\\begin{document}\n"
-        f"{body}\n"
-        "\\end{document}\n"
-    )
+    if not standalone:
+        return body + "\n"
+    return _PREAMBLE + "\\begin{document}\n" + f"{body}\n" + "\\end{document}\n"
+
+
+def report_markdown(report: Report) -> str:
+    """Markdown: a section per file (``$$\\begin{aligned}...`` math, marks), then the summary line."""
+    from .display import file_markdown
+
+    parts = [file_markdown(f) for f in report.files]
+    summary = report_text(report).rstrip("\n").splitlines()[-1]
+    return "\n".join(parts) + f"\n**{summary}**\n"
 
 
 def compile_pdf(latex: str, out_path: str, timeout: float = 120.0) -> None:
@@ -748,5 +818,6 @@ __all__ = [
     "expand_paths",
     "markdown_source",
     "report_latex",
+    "report_markdown",
     "report_text",
 ]

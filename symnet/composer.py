@@ -260,3 +260,18 @@ class Network:
         widths = ",".join(str(w) for w in self.widths)
         acts = ",".join(layer.activation.spec for layer in self.layers)
         return f"Network.dense([{widths}], [{acts}])"
+
+    def _repr_html_(self) -> str:
+        from .display import network_html
+
+        return network_html(self)
+
+    def _repr_markdown_(self) -> str:
+        from .display import network_markdown
+
+        return network_markdown(self)
+
+    def _repr_latex_(self) -> str:
+        from .display import network_latex
+
+        return network_latex(self)

@@ -122,8 +122,26 @@ class Derivation:
     def __str__(self) -> str:
         return self.to_text()
 
+    def __repr__(self) -> str:
+        from .display import derivation_repr
+
+        return derivation_repr(self)
+
+    # Jupyter: chains stacked vertically, a verdict mark on every step
     def _repr_latex_(self) -> str:
-        return "$$" + self.to_latex().replace("align*", "aligned") + "$$"
+        from .display import derivation_repr_latex
+
+        return derivation_repr_latex(self)
+
+    def _repr_html_(self) -> str:
+        from .display import derivation_html
+
+        return derivation_html(self)
+
+    def _repr_markdown_(self) -> str:
+        from .display import derivation_markdown
+
+        return derivation_markdown(self)
 
 
 @dataclass

@@ -220,6 +220,26 @@ class GradCheckReport:
             lines.append(f"  {self.taylor}")
         return "\n".join(lines)
 
+    def __repr__(self) -> str:
+        from .display import gradcheck_repr
+
+        return gradcheck_repr(self)
+
+    def _repr_html_(self) -> str:
+        from .display import gradcheck_html
+
+        return gradcheck_html(self)
+
+    def _repr_markdown_(self) -> str:
+        from .display import gradcheck_markdown
+
+        return gradcheck_markdown(self)
+
+    def _repr_latex_(self) -> str:
+        from .display import gradcheck_latex
+
+        return gradcheck_latex(self)
+
     def to_dict(self) -> dict:
         return {
             "ok": self.ok,

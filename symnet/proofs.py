@@ -1,7 +1,7 @@
 """The proof library: one checked section per claim, checked and typeset together.
 
-A proofs directory holds two kinds of proof file, each about one claim of
-``CLAIMS.md`` (C1-C14):
+A proofs directory holds two kinds of proof file, each about one claim
+(C1-C14; the document lists them in its summary table):
 
 * ``NAME.deriv`` - a derivation file (:mod:`symnet.deriv`), checked step by step
   by the kernel through :mod:`symnet.checkfile`.  A header of comment lines
@@ -63,7 +63,7 @@ KIND_LABELS = {
     INFO: "",
 }
 
-#: The claims of CLAIMS.md, and the ones the library must cover.
+#: The claims (C1-C14), and the ones the library must cover.
 CLAIMS = tuple(f"C{i}" for i in range(1, 15))
 REQUIRED = tuple(f"C{i}" for i in range(1, 14))
 
@@ -126,8 +126,30 @@ def tex_escape(text: str) -> str:
     return "".join(out)
 
 
+_NETWORK_CODE = re.compile(r"Network\.dense\(\s*\[([^\]]*)\]\s*(?:,\s*(\[[^\]]*\]|'[^']*'|\"[^\"]*\"|[A-Za-z_]+)\s*)?\)")
+
+
+def network_words(text: str) -> str:
+    """``Network.dense([2, 2, 1], [step, step])`` in prose -> ``the 2-2-1 network with step activations``:
+    the document describes networks in words, not Python."""
+
+    def words(m: re.Match) -> str:
+        widths = "-".join(w.strip().strip("'\"") for w in m.group(1).split(",") if w.strip())
+        acts_text = (m.group(2) or "identity").strip("[]")
+        acts = [a.strip().strip("'\"") for a in acts_text.split(",") if a.strip()]
+        if not acts or len(set(acts)) == 1:
+            what = f"{acts[0] if acts else 'identity'} activations"
+        else:
+            what = "activations " + ", ".join(acts)
+        return f"the {widths} dense network with {what}"
+
+    return _NETWORK_CODE.sub(words, text)
+
+
 def markup_latex(text: str) -> str:
-    """Markup -> LaTeX: text escaped, ``$...$`` passed through as math."""
+    """Markup -> LaTeX: text escaped, ``$...$`` passed through as math (Python code
+    ``Network.dense(...)`` described in words)."""
+    text = network_words(text)
     parts = re.split(r"(\$[^$]*\$)", text)
     return "".join(p if len(p) > 1 and p.startswith("$") and p.endswith("$") else tex_escape(p)
                    for p in parts)
@@ -398,17 +420,11 @@ def _with_names(text: str, names: dict[str, str], as_text, as_math) -> str:
 
 
 def reason_latex(reason: str, names: dict[str, str]) -> str:
-    """A stated reason, for math mode: ``\\text{...}`` with the matrix names in it as math
-    (``$...$`` in a reason is math already)."""
-    if not reason:
-        return ""
-    out = []
-    for piece in re.split(r"(\$[^$]*\$)", reason):
-        if len(piece) > 1 and piece.startswith("$") and piece.endswith("$"):
-            out.append(piece[1:-1])
-        elif piece:
-            out.append(_with_names(piece, names, lambda t: r"\text{" + tex_escape(t) + "}", lambda m: m))
-    return "".join(out)
+    """A stated reason, for math mode: ``\\text{...}`` for its words, the names
+    (``W'_{1..2}``) and formulas (``f(z) = a z + c``) in it as math (``$...$`` is math already)."""
+    from .display import reason_latex as shown
+
+    return shown(reason, names) if reason else ""
 
 
 def _title_latex(title: str, names: dict[str, str]) -> str:
@@ -423,39 +439,73 @@ def _title_latex(title: str, names: dict[str, str]) -> str:
 
 
 def _verdict_mark(step: Any) -> str:
+    from .display import latex_mark, shown
+
+    text = shown(step)
+    out = latex_mark(step.verdict)
+    if text != "proved":
+        out += r"\ \text{" + tex_escape(text) + "}"
+    return out
+
+
+def _latex(e: Any, rename) -> str:
+    from .display import expr_latex
+
+    return rename(expr_latex(e))
+
+
+def _failure_rows(step: Any, names: dict[str, str]) -> list[str]:
+    """Under a step that is not proved: why, and a refuted step's counterexample."""
+    from .display import counterexample_rows
+
     if step.verdict == "proved":
-        return r"\checkmark"
-    return r"\textbf{" + step.verdict + "}"
+        return []
+    rows = []
+    detail = step.check.detail if getattr(step, "check", None) is not None else ""
+    if detail:
+        rows.append(r"&\qquad \text{" + tex_escape(detail) + "}")
+    ce = step.counterexample
+    if step.verdict == "refuted" and isinstance(ce, dict) and ce:
+        rows += counterexample_rows(ce, names)
+    return rows
+
+
+def _where_latex(where: Sequence[tuple], rename) -> str:
+    defs = " \\\\\n".join(_latex(s, rename) + " &= " + _latex(e, rename) for s, e in where)
+    return ("\\par\\nopagebreak{\\centering\\small\\symnetfit{where \\ $\\begin{aligned}[t]\n"
+            + defs + "\n\\end{aligned}$}\\par}")
+
+
+def _together(pieces: list[str]) -> str:
+    """A chain with its title and ``where`` block on one page (a minipage does not break)."""
+    return ("\\par\\vspace{3pt}\\noindent\\begin{minipage}{\\linewidth}\n" + "\n".join(pieces)
+            + "\n\\end{minipage}\\par\\vspace{3pt}")
 
 
 def chain_latex(chain: Any, names: dict[str, str], rename) -> str:
-    """One chain as a centred ``aligned`` block (shrunk to the line width when wider)."""
-    from .printing import latex
-
-    lhs = rename(latex(chain.lhs))
+    """One chain as a centred ``aligned`` block (shrunk to the line width when wider), with
+    its ``where`` block kept on the same page."""
+    lhs = _latex(chain.lhs, rename)
     rows = []
     for i, step in enumerate(chain.steps):
         left = lhs + " &= " if i == 0 else "&= "
         reason = rename(reason_latex(step.reason, names)) if step.reason else ""
         tail = r"&& " + _verdict_mark(step) + (r"\ \ " + reason if reason else "")
-        rows.append(left + rename(latex(step.expr)) + " " + tail)
+        rows.append(left + _latex(step.expr, rename) + " " + tail)
+        rows += [rename(r) for r in _failure_rows(step, names)]
     out = []
     if chain.title:
-        out.append("\\par\\smallskip\\noindent\\emph{" + rename(_title_latex(chain.title, names)) + "}\\par")
+        out.append("\\emph{" + rename(_title_latex(chain.title, names)) + "}\\par\\nopagebreak")
     body = " \\\\\n".join(rows)
-    out.append("\\par\\vspace{3pt}{\\centering\\symnetfit{$\\displaystyle\\begin{aligned}\n" + body
-               + "\n\\end{aligned}$}\\par}\\vspace{3pt}")
+    out.append("{\\centering\\symnetfit{$\\displaystyle\\begin{aligned}\n" + body
+               + "\n\\end{aligned}$}\\par}")
     if chain.where:
-        defs = " \\\\\n".join(rename(latex(s)) + " &= " + rename(latex(e)) for s, e in chain.where)
-        out.append("{\\centering\\small\\symnetfit{where \\ $\\begin{aligned}[t]\n"
-                   + defs + "\n\\end{aligned}$}\\par}\\vspace{3pt}")
-    return "\n".join(out)
+        out.append(_where_latex(chain.where, rename))
+    return _together(out)
 
 
 def compact_latex(chains: Sequence[Any], names: dict[str, str], rename) -> str:
     """One-step chains (definitions, gradients) as one ``aligned`` block, titles as reasons."""
-    from .printing import latex
-
     rows, where = [], []
     for chain in chains:
         (step,) = chain.steps
@@ -463,16 +513,15 @@ def compact_latex(chains: Sequence[Any], names: dict[str, str], rename) -> str:
         if chain.title and step.reason:
             label = f"{chain.title} ({step.reason})"
         reason = rename(reason_latex(label, names)) if label else ""
-        rows.append(rename(latex(chain.lhs)) + " &= " + rename(latex(step.expr)) + r" && "
+        rows.append(_latex(chain.lhs, rename) + " &= " + _latex(step.expr, rename) + r" && "
                     + _verdict_mark(step) + (r"\ \ " + reason if reason else ""))
+        rows += [rename(r) for r in _failure_rows(step, names)]
         where += list(chain.where)
-    out = ["\\par\\vspace{3pt}{\\centering\\symnetfit{$\\displaystyle\\begin{aligned}\n"
-           + " \\\\[2pt]\n".join(rows) + "\n\\end{aligned}$}\\par}\\vspace{3pt}"]
+    out = ["{\\centering\\symnetfit{$\\displaystyle\\begin{aligned}\n"
+           + " \\\\[2pt]\n".join(rows) + "\n\\end{aligned}$}\\par}"]
     if where:
-        defs = " \\\\\n".join(rename(latex(s)) + " &= " + rename(latex(e)) for s, e in where)
-        out.append("{\\centering\\small\\symnetfit{where \\ $\\begin{aligned}[t]\n"
-                   + defs + "\n\\end{aligned}$}\\par}\\vspace{3pt}")
-    return "\n".join(out)
+        out.append(_where_latex(where, rename))
+    return _together(out)
 
 
 def derivation_item(derivation: Any, caption: str | None = None,
@@ -482,7 +531,9 @@ def derivation_item(derivation: Any, caption: str | None = None,
     ``caption`` None uses the derivation's title; ``""`` prints none.
     """
     rename = _renamer(show)
-    names = _symbol_names(derivation)
+    from .display import symbol_names
+
+    names = symbol_names(derivation)  # a 1x1 L, the loss, is a scalar: not bold
     steps = derivation.steps
     ok = bool(derivation.ok) and bool(steps)
     trials = sum(s.check.numeric.trials for s in steps)
@@ -497,15 +548,16 @@ def derivation_item(derivation: Any, caption: str | None = None,
         for chain in chains:
             parts.append(chain_latex(chain, names, rename))
     for note in derivation.notes:
-        parts.append("\\par\\noindent{\\small " + markup_latex(note) + "}\\par")
+        parts.append("\\par\\noindent{\\small " + markup_latex(note) + "}\\par")  # networks in words
     bad = [s for s in steps if not s.ok]
     if ok:
-        summary = (f"All {len(steps)} step{'s' if len(steps) != 1 else ''} proved by the symnet kernel "
-                   f"(normal forms agree) and cross-checked numerically ({trials} random instances).")
+        head = "The only step" if len(steps) == 1 else f"All {len(steps)} steps"
+        summary = (f"{head} proved by the symnet kernel "
+                   f"(normal forms agree) and cross-checked numerically ({_plural(trials, 'random instance')}).")
     elif not steps:
         summary = "No steps: nothing was proved."
     else:
-        summary = f"{len(bad)} of {len(steps)} steps NOT proved: " + "; ".join(
+        summary = f"{len(bad)} of {_plural(len(steps), 'step')} NOT proved: " + "; ".join(
             f"{s.verdict}: {s.check.detail}" for s in bad[:3])
     parts.append("\\par\\noindent{\\small\\emph{" + tex_escape(summary) + "}}\\par")
     detail = "" if ok else summary
@@ -1129,7 +1181,7 @@ def report_latex(report: Report, title: str = "The claims of symnet, checked") -
                "Claim & Title & Status \\\\\\midrule\n" + "\n".join(rows)
                + "\n\\bottomrule\\end{tabular}\\end{center}")
     legend = (
-        "Every claim of \\texttt{CLAIMS.md} has a section below, built by running the proof "
+        "Every claim in the table below has a section, built by running the proof "
         "library in \\texttt{proofs/} (\\texttt{symnet proofs build}).  Each piece says how "
         "it was established.  \\emph{Proved by the symnet kernel}: every step of the "
         "derivation (marked $\\checkmark$) was decided by the kernel, which brings both sides "

@@ -51,9 +51,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("files", nargs="+", metavar="FILE",
                         help="a .deriv file, a Markdown file, or a directory to search")
-    parser.add_argument("--format", choices=("text", "json", "latex"), default="text",
-                        help="report format on stdout (default: text)")
-    parser.add_argument("--latex", metavar="OUT.tex", help="also write the checked derivations as LaTeX")
+    parser.add_argument("--format", choices=("text", "json", "latex", "markdown"), default="text",
+                        help="report format (default: text); latex is a fragment to \\input "
+                             "unless --standalone")
+    parser.add_argument("--standalone", action="store_true",
+                        help="with --format latex: a whole document (\\documentclass ... \\end{document})")
+    parser.add_argument("-o", "--output", default=None, metavar="FILE",
+                        help="write the report to FILE instead of stdout")
+    parser.add_argument("--latex", metavar="OUT.tex", help="also write the checked derivations as a LaTeX document")
     parser.add_argument("--pdf", metavar="OUT.pdf", help="also compile them to PDF (needs pdflatex)")
     parser.add_argument("-j", "--jobs", type=_positive, default=1, metavar="N",
                         help="check files in N processes (0: one per CPU)")
@@ -64,6 +69,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
+def require_directory(path: str | None, option: str) -> None:
+    """Refuse an output path whose directory does not exist: one line, exit 2 (nothing is created)."""
+    import os
+
+    from ..errors import SymnetError
+
+    if path in (None, "-"):
+        return
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent):
+        raise SymnetError(f"{option} {path}: directory {os.path.dirname(path) or parent} does not exist")
+
+
 def run(args: argparse.Namespace) -> int:
     # imported here, not at the top: building the command line (--help, --version) stays light
     from ..checkfile import check_paths, compile_pdf
@@ -72,18 +90,27 @@ def run(args: argparse.Namespace) -> int:
 
     if args.trials < 1:  # one message for 0 and for -1
         raise SymnetError(f"--trials {args.trials}: give at least 1 random instance per step")
+    if args.standalone and args.format != "latex":
+        raise SymnetError("--standalone goes with --format latex (--latex OUT.tex and --pdf OUT.pdf "
+                          "always write a whole document)")
+    for path, option in ((args.output, "-o"), (args.latex, "--latex"), (args.pdf, "--pdf")):
+        require_directory(path, option)
     report = check_paths(args.files, jobs=args.jobs, trials=args.trials, seed=args.seed)
     if args.format == "json":
-        write_output(report.to_json(), None)
+        write_output(report.to_json(), args.output)
     elif args.format == "latex":
-        write_output(report.to_latex(), None)
+        write_output(report.to_latex(standalone=args.standalone), args.output)
+    elif args.format == "markdown":
+        write_output(report.to_markdown(), args.output)
+    elif args.output not in (None, "-"):
+        write_output(report.to_text(verbose=args.verbose), args.output)
     else:
         sys.stdout.write(report.to_text(verbose=args.verbose))
     for result in report.files:
         if result.malformed:
             print(f"symnet: error: {result.error}", file=sys.stderr)
     if args.latex or args.pdf:
-        document = report.to_latex()
+        document = report.to_latex(standalone=True)
         if args.latex:
             write_output(document, args.latex)
         if args.pdf:

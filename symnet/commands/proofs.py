@@ -141,6 +141,10 @@ def run_build(args: argparse.Namespace) -> int:
 
     if not args.tex and not args.pdf:
         raise SymnetError("proofs build: give --tex OUT.tex and/or --pdf OUT.pdf")
+    from .check import require_directory
+
+    require_directory(args.tex, "--tex")
+    require_directory(args.pdf, "--pdf")
     report = _report(args)
     document = report.to_latex()
     if args.tex:
