@@ -208,3 +208,14 @@ def test_gradient_dependence_through_a_parameter_is_never_dropped():
     check = Context().check(kernel.Grad(L, W), through_argument_only)
     assert check.verdict != PROVED
     assert "depends on the variable" in check.detail or check.verdict == REFUTED
+
+
+def test_counterexamples_prefer_the_smallest_sizes_that_refute():
+    # symbolic dimensions are tried at 2 first (2x2 fits on a slide), then 1, then random
+    P, Q = T.matrix("P", "n", "n"), T.matrix("Q", "n", "n")
+    check = Context().check(T.mul(P, Q), T.mul(Q, P))
+    assert check.verdict == REFUTED and check.counterexample["dims"] == {"n": 2}
+    # a difference that exists only at size 1 is still found: x x^T = x^T x I holds for n = 1
+    x = T.matrix("x", 1, "n")
+    check = Context().check(T.mul(T.transpose(x), x), T.mul(T.mul(x, T.transpose(x)), T.eye("n")))
+    assert check.verdict == REFUTED and check.counterexample["dims"] == {"n": 2}

@@ -12,11 +12,10 @@ import random
 import signal
 import threading
 import time
+from collections import Counter
 from contextlib import contextmanager
 
 import sympy as sp
-
-from collections import Counter
 
 from .normal import _Z, NF, _thaw, add, canonical, clean, ones, scale
 
@@ -274,7 +273,7 @@ def functions_zero(a: NF, b: NF) -> bool:
         if coeff.has(_Z):
             return False
         groups.setdefault(skeleton, []).append((coeff, bodies))
-    for skeleton, members in groups.items():
+    for members in groups.values():
         k = len(members[0][1])
         zs = [sp.Dummy(f"z{i}", real=True) for i in range(k)]
         total = sp.S.Zero
