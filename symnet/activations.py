@@ -46,6 +46,29 @@ class Parameter:
     doc: str = ""
 
 
+#: The frameworks whose derivative conventions at kinks symnet records (and
+#: ``gradients(..., kinks=...)`` can follow in compiled code), besides its own.
+FRAMEWORKS = ("torch", "jax")
+
+
+@dataclass(frozen=True)
+class FrameworkKink:
+    """f' at one point where f is not differentiable, as PyTorch and JAX compute it.
+
+    ``point``, ``torch`` and ``jax`` take the bound parameters as a dict (``{"alpha": ...}``)
+    and return SymPy numbers (or expressions in symbolic parameters).  symnet's own value
+    is not typed in here: :func:`symnet.properties.nondifferentiable` derives it.
+    ``torch_source`` / ``jax_source`` name the function and the rule its autograd applies
+    (checked against PyTorch 2.13 and JAX 0.10; tests/test_kinks.py).
+    """
+
+    point: Callable[[dict], sp.Expr]
+    torch: Callable[[dict], sp.Expr]
+    jax: Callable[[dict], sp.Expr]
+    torch_source: str = ""
+    jax_source: str = ""
+
+
 @dataclass(frozen=True)
 class Activation:
     """One catalogue record.
@@ -65,6 +88,7 @@ class Activation:
     subgradient: str = ""
     doc: str = ""
     reference: str = ""
+    kinks: tuple[FrameworkKink, ...] = ()  # what PyTorch and JAX take f' to be at each kink
 
     def bind(self, layer: int | None = None, **values: sp.Expr) -> BoundActivation:
         """This activation with every parameter fixed (to a number or a symbol)."""
@@ -158,6 +182,17 @@ class BoundActivation:
         if latex:
             return "_{" + ",".join(sp.latex(v) for _, v in shown) + "}"
         return "[" + ", ".join(f"{k}={v}" for k, v in shown) + "]"
+
+    def framework_kinks(self, framework: str) -> list[tuple[sp.Expr, sp.Expr]]:
+        """``[(point, f'(point)), ...]`` as ``framework`` ("torch" or "jax") computes f' at
+        the record's kinks; empty for a record without kinks."""
+        if framework not in FRAMEWORKS:
+            raise SpecError(f"unknown framework {framework!r}; choose from {', '.join(FRAMEWORKS)}")
+        params = dict(self.params)
+        return [
+            (_sympify(k.point(params)), _sympify(getattr(k, framework)(params)))
+            for k in self.record.kinks
+        ]
 
     @property
     def latex_name(self) -> str:
@@ -305,6 +340,16 @@ _RECORDS: list[Activation] = [
         latex=r"\operatorname{step}",
         aliases=("heaviside", "binary_step"),
         subgradient="step'(0) = 0 (a Dirac delta in the distributional sense)",
+        kinks=(
+            FrameworkKink(
+                lambda p: 0,
+                lambda p: 0,
+                lambda p: 0,
+                torch_source="torch.heaviside has no derivative (backward raises); "
+                "(z >= 0).to(z.dtype) passes no gradient: 0",
+                jax_source="jnp.heaviside is built from jnp.where on constants: 0",
+            ),
+        ),
         doc="0 for z < 0, 1 for z >= 0 (Heaviside(z, 1), not SymPy's default H(0) = 1/2)",
     ),
     Activation(
@@ -353,6 +398,15 @@ _RECORDS: list[Activation] = [
         lambda z: np.maximum(z, 0.0),
         latex=r"\operatorname{relu}",
         subgradient="relu'(0) = 0",
+        kinks=(
+            FrameworkKink(
+                lambda p: 0,
+                lambda p: 0,
+                lambda p: 0,
+                torch_source="F.relu: threshold_backward, 0 where z <= 0",
+                jax_source="jax.nn.relu: custom JVP select(z > 0, g, 0)",
+            ),
+        ),
         doc="rectified linear unit max(0, z)",
         reference="Nair & Hinton 2010",
     ),
@@ -363,6 +417,15 @@ _RECORDS: list[Activation] = [
         latex=r"\operatorname{lrelu}",
         parameters=(Parameter("alpha", sp.Rational(1, 100)),),
         subgradient="leaky_relu'(0) = 1",
+        kinks=(
+            FrameworkKink(
+                lambda p: 0,
+                lambda p: p["alpha"],
+                lambda p: 1,
+                torch_source="F.leaky_relu: leaky_relu_backward, z > 0 ? g : negative_slope g",
+                jax_source="jax.nn.leaky_relu: where(z >= 0, z, negative_slope z)",
+            ),
+        ),
         doc="alpha z for z < 0, z otherwise",
         reference="Maas et al. 2013",
     ),
@@ -373,6 +436,15 @@ _RECORDS: list[Activation] = [
         latex=r"\operatorname{prelu}",
         parameters=(Parameter("alpha", sp.Rational(1, 4), doc="learned slope; 1/4 at init"),),
         subgradient="prelu'(0) = 1",
+        kinks=(
+            FrameworkKink(
+                lambda p: 0,
+                lambda p: p["alpha"],
+                lambda p: 1,
+                torch_source="F.prelu: z > 0 ? g : weight g",
+                jax_source="no jax.nn.prelu; Flax's nn.PReLU: where(z >= 0, z, negative_slope z)",
+            ),
+        ),
         doc="parametric ReLU: alpha z for z < 0, z otherwise",
         reference="He et al. 2015",
     ),
@@ -383,6 +455,15 @@ _RECORDS: list[Activation] = [
         latex=r"\operatorname{elu}",
         parameters=(Parameter("alpha", sp.Integer(1)),),
         subgradient="elu'(0) = 1",
+        kinks=(
+            FrameworkKink(
+                lambda p: 0,
+                lambda p: p["alpha"],
+                lambda p: p["alpha"],
+                torch_source="F.elu: elu_backward, z <= 0 ? g alpha e^z : g",
+                jax_source="jax.nn.elu: where(z > 0, z, alpha expm1(z))",
+            ),
+        ),
         doc="exponential linear unit: alpha (e^z - 1) for z < 0, z otherwise",
         reference="Clevert et al. 2015",
     ),
@@ -396,6 +477,15 @@ _RECORDS: list[Activation] = [
             Parameter("alpha", SELU_ALPHA),
         ),
         subgradient="selu'(0) = lambda",
+        kinks=(
+            FrameworkKink(
+                lambda p: 0,
+                lambda p: p["lambda"] * p["alpha"],
+                lambda p: p["lambda"] * p["alpha"],
+                torch_source="F.selu: elu_backward with scale lambda, z <= 0 ? g lambda alpha e^z : g lambda",
+                jax_source="jax.nn.selu: lambda elu(z, alpha), where(z > 0, ...)",
+            ),
+        ),
         doc="scaled ELU: lambda (alpha (e^z - 1)) for z < 0, lambda z otherwise",
         reference="Klambauer et al. 2017",
     ),
@@ -477,6 +567,22 @@ _RECORDS: list[Activation] = [
         latex=r"\operatorname{hardtanh}",
         aliases=("hardtanh",),
         subgradient="hard_tanh'(-1) = hard_tanh'(1) = 0",
+        kinks=(
+            FrameworkKink(
+                lambda p: -1,
+                lambda p: 0,
+                lambda p: 1,
+                torch_source="F.hardtanh: hardtanh_backward, 0 where z <= -1 or z >= 1",
+                jax_source="jax.nn.hard_tanh: where(z > 1, 1, where(z < -1, -1, z))",
+            ),
+            FrameworkKink(
+                lambda p: 1,
+                lambda p: 0,
+                lambda p: 1,
+                torch_source="F.hardtanh: hardtanh_backward, 0 where z <= -1 or z >= 1",
+                jax_source="jax.nn.hard_tanh: where(z > 1, 1, where(z < -1, -1, z))",
+            ),
+        ),
         doc="clip(z, -1, 1)",
         reference="Collobert 2004",
     ),
@@ -491,6 +597,24 @@ _RECORDS: list[Activation] = [
             Parameter("shift", sp.Rational(1, 2)),
         ),
         subgradient="zero at both corners (PyTorch's convention)",
+        kinks=(
+            FrameworkKink(
+                lambda p: -p["shift"] / p["slope"],
+                lambda p: 0,
+                lambda p: 0,
+                torch_source="F.hardsigmoid (slope 1/6): hardsigmoid_backward, -3 < z < 3 ? g/6 : 0",
+                jax_source="jax.nn.hard_sigmoid (slope 1/6): relu6(z + 3)/6, relu6's custom JVP "
+                "select(0 < u < 6, g, 0)",
+            ),
+            FrameworkKink(
+                lambda p: (1 - p["shift"]) / p["slope"],
+                lambda p: 0,
+                lambda p: 0,
+                torch_source="F.hardsigmoid (slope 1/6): hardsigmoid_backward, -3 < z < 3 ? g/6 : 0",
+                jax_source="jax.nn.hard_sigmoid (slope 1/6): relu6(z + 3)/6, relu6's custom JVP "
+                "select(0 < u < 6, g, 0)",
+            ),
+        ),
         doc=(
             "clip(slope z + shift, 0, 1); the default slope 1/6 is relu6(z + 3)/6 "
             "(PyTorch Hardsigmoid, MobileNetV3); slope 1/5 is Keras 2 / Theano, "

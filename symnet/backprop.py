@@ -59,6 +59,28 @@ class Gradients:
     deltas: tuple[tuple[sp.MatrixSymbol, sp.MatrixExpr], ...]
     expressions: dict[str, sp.MatrixExpr]
     _cache: dict = field(default_factory=dict, compare=False, hash=False, repr=False)
+    kinks: str = "symnet"  # f' at kinks in compiled code: "symnet", "torch" or "jax"
+
+    # rich display (Jupyter): stacked LaTeX, HTML and Markdown with verdict marks
+    def __repr__(self) -> str:
+        from .display import gradients_repr
+
+        return gradients_repr(self)
+
+    def _repr_html_(self) -> str:
+        from .display import gradients_html
+
+        return gradients_html(self)
+
+    def _repr_markdown_(self) -> str:
+        from .display import gradients_markdown
+
+        return gradients_markdown(self)
+
+    def _repr_latex_(self) -> str:
+        from .display import gradients_latex
+
+        return gradients_latex(self)
 
     # -- structure ---------------------------------------------------------
     @property
@@ -103,21 +125,32 @@ class Gradients:
         return ctx
 
     # -- numbers -----------------------------------------------------------
-    def program(self):
-        """The computation as a :class:`symnet.codegen.Program` (forward, loss, backward)."""
-        from .codegen import program_for
+    def program(self, kinks: str | None = None):
+        """The computation as a :class:`symnet.codegen.Program` (forward, loss, backward);
+        ``kinks`` as for :meth:`function`."""
+        from .codegen import check_kinks, program_for
 
-        if "program" not in self._cache:
-            self._cache["program"] = program_for(self)
-        return self._cache["program"]
+        kinks = check_kinks(self.kinks if kinks is None else kinks)
+        key = "program" if kinks == "symnet" else f"program-{kinks}"
+        if key not in self._cache:
+            self._cache[key] = program_for(self, kinks=kinks)
+        return self._cache[key]
 
-    def function(self):
+    def function(self, kinks: str | None = None):
         """A compiled NumPy function: ``f(x=..., t=..., W1=..., b1=..., ...)`` returns
         ``{"loss": float, "W1": array, "b1": array, ...}``, the loss and its gradients
-        summed over the batch (``x`` is N x n0, ``t`` is N x nL)."""
-        if "function" not in self._cache:
-            self._cache["function"] = self.program().compile()
-        return self._cache["function"]
+        summed over the batch (``x`` is N x n0, ``t`` is N x nL).
+
+        ``kinks`` (default: the one given to :func:`gradients`, else ``"symnet"``) sets
+        f' at the kinks of catalogue activations: ``"symnet"`` (relu'(0) = 0,
+        leaky_relu'(0) = 1, ...), ``"torch"`` or ``"jax"`` (what their autograd returns,
+        e.g. leaky_relu'(0) = alpha in PyTorch).  Compiled code only: the expressions and
+        the derivation keep symnet's convention."""
+        program = self.program(kinks)
+        key = "function" if program.kinks == "symnet" else f"function-{program.kinks}"
+        if key not in self._cache:
+            self._cache[key] = program.compile()
+        return self._cache[key]
 
     def loss_function(self):
         """A compiled NumPy function returning only the loss summed over the batch."""
@@ -145,6 +178,7 @@ def gradients(
     loss: str | _losses.Loss = "sse",
     *,
     derivative: DerivativeRule | None = None,
+    kinks: str = "symnet",
 ) -> Gradients:
     """Every parameter's gradient of ``loss`` for ``net`` by the delta recursion.
 
@@ -154,6 +188,8 @@ def gradients(
         derivative: for experiments and soundness tests only: a function giving
             ``f'`` for an activation (a Lambda) or None to keep the derived one.
             The kernel still differentiates by itself, so a wrong rule is refuted.
+        kinks: f' at the kinks of catalogue activations in the compiled code
+            (:meth:`Gradients.function`): ``"symnet"`` (default), ``"torch"`` or ``"jax"``.
 
     Returns:
         A :class:`Gradients`; its derivation is checked when first used.
@@ -205,7 +241,10 @@ def gradients(
         d = deltas[net.depth - layer.index][0]
         expressions[layer.W.name] = matmul(sp.Transpose(net.h(layer.index - 1)), d)
         expressions[layer.b.name] = d
-    return Gradients(net, loss, t, L, tuple(forward), dL_dy, tuple(deltas), expressions)
+    from .codegen import check_kinks
+
+    return Gradients(net, loss, t, L, tuple(forward), dL_dy, tuple(deltas), expressions,
+                     kinks=check_kinks(kinks))
 
 
 # ---------------------------------------------------------------------------
@@ -275,6 +314,10 @@ def random_point(g: Gradients, seed: int = 0, batch: int = 1, scale: float = 1.0
     if g.loss.name == "xent":
         p = rng.random((batch, nL)) + 0.1
         point["t"] = p / p.sum(axis=1, keepdims=True)
+    elif g.loss.name == "bce":
+        point["t"] = rng.random((batch, nL))
+    elif g.loss.name == "hinge":
+        point["t"] = rng.choice([-1.0, 1.0], size=(batch, nL))
     else:
         point["t"] = rng.standard_normal((batch, nL))
     for layer in net.layers:

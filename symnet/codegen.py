@@ -46,6 +46,12 @@ from .errors import ShapeError, SymnetError
 
 SHARED, ROWS, COLS, SUMMED = "shared", "rows", "cols", "summed"
 
+#: Conventions for f' at the kinks of catalogue activations in compiled code: symnet's own
+#: (the derived one, the kernel's, e.g. relu'(0) = 0, leaky_relu'(0) = 1), or what PyTorch's
+#: or JAX's autograd returns there (leaky_relu'(0) = alpha in PyTorch).  Numeric code only:
+#: the expressions and the kernel's proofs keep symnet's convention.
+KINK_CONVENTIONS = ("symnet", "torch", "jax")
+
 
 class CodegenError(SymnetError):
     """An expression the batched NumPy printer cannot print."""
@@ -207,6 +213,10 @@ class Program:
     outputs: dict[str, sp.MatrixExpr]
     loss: sp.MatrixSymbol
     _sources: dict = field(default_factory=dict, repr=False)
+    kinks: str = "symnet"  # f' at kinks: one of KINK_CONVENTIONS
+
+    def __post_init__(self) -> None:
+        check_kinks(self.kinks)
 
     def source(self, gradients: bool = True) -> str:
         """The generated Python source of the function (named ``symnet_gradients``)."""
@@ -222,8 +232,18 @@ class Program:
         return CompiledFunction(self, raw, source, gradients)
 
 
-def program_for(g: Any) -> Program:
-    """The program of a :class:`symnet.backprop.Gradients`: forward, loss, deltas, gradients."""
+def check_kinks(kinks: Any) -> str:
+    """``kinks`` if it names a convention of :data:`KINK_CONVENTIONS`, else a one-line error."""
+    if kinks not in KINK_CONVENTIONS:
+        raise SymnetError(f"unknown kink convention {kinks!r}; choose from {', '.join(KINK_CONVENTIONS)}")
+    return kinks
+
+
+def program_for(g: Any, kinks: str = "symnet") -> Program:
+    """The program of a :class:`symnet.backprop.Gradients`: forward, loss, deltas, gradients.
+
+    ``kinks`` sets f' at the kinks of catalogue activations in the compiled code
+    (:data:`KINK_CONVENTIONS`)."""
     net = g.net
     assignments = [*g.forward, (g.L, g.loss(net.y, g.t)), *g.deltas]
     return Program(
@@ -233,6 +253,7 @@ def program_for(g: Any) -> Program:
         assignments=assignments,
         outputs=dict(g.expressions),
         loss=g.L,
+        kinks=kinks,
     )
 
 
@@ -515,20 +536,39 @@ class _Generator:
             return lse
         name = arg.code if _is_name(arg.code) else self.temp(arg.code)
         body = _body(e.function)
+        return Value(self.at_kinks(body, name, self.applied_code(body, e, name)), arg.layout, e.shape)
+
+    def applied_code(self, body: sp.Expr, e: ElementwiseApplyFunction, name: str) -> str:
+        """Code for ``f(name)`` elementwise, ``f`` the function of ``e`` (``body`` in _Z)."""
         tabled = self.tabled(body, name)
         if tabled is not None:
-            return Value(tabled, arg.layout, e.shape)
+            return tabled
         if _Z not in body.free_symbols:
             # a constant function (affine with a = 0, or its derivative): a value per entry
             # of the argument, not one scalar, so the shapes downstream stay those of the matrix
             code = ScalarPrinter(self.names, self.namespace)(body)
-            return Value(f"(np.zeros_like({name}) + {code})", arg.layout, e.shape)
+            return f"(np.zeros_like({name}) + {code})"
         stable = self.stable(body, e.expr, name)
         if stable is not None:
-            return Value(stable, arg.layout, e.shape)
+            return stable
         formula, extra = self.reuse(body, e.expr)
         printer = ScalarPrinter({**self.names, _Z: name, **extra}, self.namespace)
-        return Value(printer(formula), arg.layout, e.shape)
+        return printer(formula)
+
+    def at_kinks(self, body: sp.Expr, name: str, code: str) -> str:
+        """``code`` with the program's kink convention: where ``body`` is the derivative of a
+        catalogue activation with kinks and the convention is PyTorch's or JAX's, the value
+        that framework's autograd returns at each kink (``np.where(z == 0, alpha, ...)``)."""
+        if self.program.kinks == "symnet":
+            return code
+        from .activations import Z, describe_derivative
+
+        act = describe_derivative(body.xreplace({_Z: Z}))
+        if act is None:  # not a derivative (or a constant one: the same at the kinks)
+            return code
+        for point, value in act.framework_kinks(self.program.kinks):
+            code = f"np.where({name} == {self.scalar(point)}, {self.scalar(value)}, {code})"
+        return code
 
     def tabled(self, body: sp.Expr, name: str) -> str | None:
         """A catalogue activation, or its derivative, with a stable NumPy form in
@@ -917,4 +957,4 @@ def _as_array(a: Any, name: str) -> np.ndarray:
     return a
 
 
-__all__ = ["STABLE_FORMS", "CodegenError", "CompiledFunction", "Program", "ScalarPrinter", "program_for"]
+__all__ = ["KINK_CONVENTIONS", "STABLE_FORMS", "CodegenError", "CompiledFunction", "Program", "ScalarPrinter", "program_for"]

@@ -31,6 +31,9 @@ from .numeric import Evaluator
 
 #: ``style="auto"`` prints the full textbook chain up to this depth.
 AUTO_CHAIN_MAX = 6
+#: The numeric cross-check passes when ``max |x W' + b' - forward(x)| / max |forward(x)|``
+#: is at most this (an absolute error means nothing at depth 100, where entries reach 1e40).
+REL_TOL = 1e-8
 
 Term = tuple[sp.Expr, tuple]  # (scalar coefficient, matrix factors)
 
@@ -99,6 +102,27 @@ class Witness:
             "confirmed_digits": self.confirmed_digits,
         }
 
+    # rich display (Jupyter): stacked LaTeX, HTML and Markdown with verdict marks
+    def __repr__(self) -> str:
+        from .display import witness_repr
+
+        return witness_repr(self)
+
+    def _repr_html_(self) -> str:
+        from .display import witness_html
+
+        return witness_html(self)
+
+    def _repr_markdown_(self) -> str:
+        from .display import witness_markdown
+
+        return witness_markdown(self)
+
+    def _repr_latex_(self) -> str:
+        from .display import witness_latex
+
+        return witness_latex(self)
+
 
 @dataclass(frozen=True)
 class CollapseResult:
@@ -114,6 +138,13 @@ class CollapseResult:
     rank_bound: Any
     numeric_trials: int
     numeric_max_abs_error: float
+    #: max over the trials of max |x W' + b' - forward(x)| / max |forward(x)|: what is judged
+    numeric_max_rel_error: float = 0.0
+
+    @property
+    def numeric_ok(self) -> bool:
+        """The collapsed map reproduced the forward pass (relative error at most REL_TOL)."""
+        return not self.collapsible or (self.numeric_trials > 0 and self.numeric_max_rel_error <= REL_TOL)
 
     @property
     def verdict(self) -> str:
@@ -121,8 +152,9 @@ class CollapseResult:
 
     @property
     def ok(self) -> bool:
-        """Every step proved and, for a nonlinear network, a witness found."""
-        return self.derivation.ok and (self.collapsible or self.witness is not None)
+        """Every step proved and, for a collapsible network, the numeric cross-check passed
+        (relative error); for a nonlinear network, a witness found."""
+        return self.derivation.ok and (self.numeric_ok if self.collapsible else self.witness is not None)
 
     def to_dict(self) -> dict:
         from .printing import derivation_dict, sstr
@@ -142,7 +174,9 @@ class CollapseResult:
                 {"layers": [s.first, s.last], "W": sstr(s.W), "b": sstr(s.b)} for s in self.segments
             ],
             "derivation": derivation_dict(self.derivation),
-            "numeric": {"trials": self.numeric_trials, "max_abs_error": self.numeric_max_abs_error},
+            "numeric": {"trials": self.numeric_trials, "max_abs_error": self.numeric_max_abs_error,
+                        "max_rel_error": self.numeric_max_rel_error, "ok": self.numeric_ok},
+            "notes": list(self.derivation.notes),
             "witness": None if self.witness is None else self.witness.to_dict(),
         }
 
@@ -151,8 +185,11 @@ class CollapseResult:
 
         return collapse_text(self)
 
-    def to_latex(self) -> str:
-        return self.derivation.to_latex()
+    def to_latex(self, standalone: bool = False) -> str:
+        """The whole result in LaTeX (an ``align*`` fragment; ``standalone``: a document)."""
+        from .printing import collapse_latex
+
+        return collapse_latex(self, standalone=standalone)
 
     def to_markdown(self) -> str:
         from .printing import collapse_markdown
@@ -162,8 +199,26 @@ class CollapseResult:
     def __str__(self) -> str:
         return self.to_text()
 
+    # rich display (Jupyter): stacked LaTeX, HTML and Markdown with verdict marks
+    def __repr__(self) -> str:
+        from .display import collapse_repr
+
+        return collapse_repr(self)
+
+    def _repr_html_(self) -> str:
+        from .display import collapse_html
+
+        return collapse_html(self)
+
+    def _repr_markdown_(self) -> str:
+        from .display import collapse_markdown
+
+        return collapse_markdown(self)
+
     def _repr_latex_(self) -> str:
-        return self.derivation._repr_latex_()
+        from .display import collapse_latex
+
+        return collapse_latex(self)
 
 
 # ---------------------------------------------------------------------------
@@ -312,9 +367,11 @@ def _rank_bound(net: Network) -> Any:
     return sp.Min(*net.widths)
 
 
-def _numeric_cross_check(net: Network, W: Any, b: Any, definitions: dict, trials: int, seed: int) -> tuple[int, float]:
-    """Compare ``x W' + b'`` with a plain NumPy forward pass on random instances."""
-    worst, done = 0.0, 0
+def _numeric_cross_check(net: Network, W: Any, b: Any, definitions: dict, trials: int,
+                         seed: int) -> tuple[int, float, float]:
+    """Compare ``x W' + b'`` with a plain NumPy forward pass on random instances:
+    (trials evaluated, max abs error, max relative error); trials that overflow are skipped."""
+    worst, worst_rel, done = 0.0, 0.0, 0
     for trial in range(trials):
         rng = np.random.default_rng([seed, 7919, trial])
         dims = {w: int(rng.integers(1, 6)) for w in net.widths if not w.is_Integer}
@@ -329,10 +386,16 @@ def _numeric_cross_check(net: Network, W: Any, b: Any, definitions: dict, trials
             a, c = float(a.xreplace(scalars)), float(c.xreplace(scalars))
             h = a * (h @ values[layer.W] + values[layer.b]) + c
         ev = Evaluator({**values, **scalars}, dims, definitions)
-        collapsed = ev(matadd(matmul(net.x, W), b))
-        worst = max(worst, float(np.max(np.abs(collapsed - h))))
+        with np.errstate(all="ignore"):
+            collapsed = np.asarray(ev(matadd(matmul(net.x, W), b)), dtype=float)
+            if not (np.all(np.isfinite(collapsed)) and np.all(np.isfinite(h))):
+                continue
+            err = float(np.max(np.abs(collapsed - h)))
+            scale = float(np.max(np.abs(h)))
+        worst = max(worst, err)
+        worst_rel = max(worst_rel, err / scale if scale > 0 else err)
         done += 1
-    return done, worst
+    return done, worst, worst_rel
 
 
 def find_witness(net: Network, seed: int = 0, attempts: int = 200) -> Witness | None:
@@ -421,19 +484,24 @@ def collapse(net: Network, style: str = "auto", trials: int = 3, seed: int = 0) 
     if collapsible:
         W, b = segments[0].W, segments[0].b
         rank = _rank_bound(net)
-        done, worst = _numeric_cross_check(net, W, b, ctx.definitions, trials=5, seed=seed)
-        notes.append(f"rank W' <= {rank} (min of the widths).")
+        done, worst, rel = _numeric_cross_check(net, W, b, ctx.definitions, trials=5, seed=seed)
+        from .printing import text
+
+        notes.append(f"rank W' <= {text(rank)} (min of the widths).")
     else:
         W = b = rank = None
-        done, worst = 0, 0.0
+        done, worst, rel = 0, 0.0, 0.0
         bad = [f"{l.index} ({l.activation.spec})" for l in net.layers if not l.activation.is_affine]
-        notes.append("Not collapsible: nonlinear activation in layer " + ", ".join(bad) + ".")
+        listed = bad[0] if len(bad) == 1 else ", ".join(bad[:-1]) + " and " + bad[-1]
+        notes.append(f"Not collapsible: nonlinear activation in layer{'s' if len(bad) > 1 else ''} {listed}.")
         witness = find_witness(net, seed=seed)
         if witness is None:
             notes.append("No witness found (unproved).")
-    title = "Collapse of " + "-".join(str(w) for w in net.widths) + " network"
+    from .printing import widths_label
+
+    title = "Collapse of " + widths_label(net.widths) + " network"
     derivation = Derivation(title, tuple(chains), tuple(notes))
-    return CollapseResult(net, collapsible, W, b, derivation, tuple(segments), witness, rank, done, worst)
+    return CollapseResult(net, collapsible, W, b, derivation, tuple(segments), witness, rank, done, worst, rel)
 
 
 def induction(affine: bool = False, trials: int = 3, seed: int = 0) -> Derivation:

@@ -70,14 +70,39 @@ def symbol_latex(name: str, bold: bool = True) -> str:
 
 
 @functools.lru_cache(maxsize=8192)
+def text_name(name: str) -> str:
+    """A name as plain text shows it: ``W'_{1} -> W'_1``, ``b'_{2..3} -> b'_(2..3)``."""
+    braced = _BRACED.match(name)
+    if not braced:
+        return name
+    base, primes, sub = braced.groups()
+    return f"{base}{primes}_{sub}" if sub.isalnum() else f"{base}{primes}_({sub})"
+
+
+class _TextStrPrinter(sp.printing.str.StrPrinter):
+    """SymPy's str, with ``min``/``max`` as a blackboard writes them (not ``Min``/``Max``)."""
+
+    def _print_Min(self, e):
+        return "min(" + ", ".join(self._print(a) for a in e.args) + ")"
+
+    def _print_Max(self, e):
+        return "max(" + ", ".join(self._print(a) for a in e.args) + ")"
+
+
+def _text_str(e: Any) -> str:
+    return _TextStrPrinter().doprint(e)
+
+
+@functools.lru_cache(maxsize=8192)
 def _scalar(e: sp.Expr, style: str) -> str:
     if style == "latex":
         return sp.latex(e)
     if style == "text" and isinstance(e, sp.Mul) and not e.could_extract_minus_sign():
         num, den = e.as_numer_denom()
         if den == 1:  # a1 a2 a3, as on a blackboard
-            return " ".join(f"({sp.sstr(f)})" if isinstance(f, sp.Add) else sp.sstr(f) for f in e.as_ordered_factors())
-    return sp.sstr(e)
+            return " ".join(f"({_text_str(f)})" if isinstance(f, sp.Add) else _text_str(f)
+                            for f in e.as_ordered_factors())
+    return _text_str(e) if style == "text" else sp.sstr(e)
 
 
 def _is_negative_term(e: Any) -> bool:
@@ -93,6 +118,56 @@ def _negate(e: sp.MatMul) -> Any:
     if first == 1:
         return rest[0] if len(rest) == 1 else sp.MatMul(*rest, evaluate=False)
     return sp.MatMul(first, *rest, evaluate=False)
+
+
+_U = sp.Dummy("u")
+
+
+def _is_function(e: Any, body: Any) -> bool:
+    """``e`` applies ``u -> body(u)`` entrywise."""
+    if not isinstance(e, ElementwiseApplyFunction):
+        return False
+    (var,) = e.function.variables
+    return e.function.expr.xreplace({var: _U}) == body
+
+
+def _ones_square(e: Any) -> bool:
+    return isinstance(e, sp.OneMatrix) and e.rows == e.cols
+
+
+def _softmax_times_sum(e: Any) -> tuple | None:
+    """``(T, A)`` when ``e`` is ``((T (.) log'(e^A 1)) 1) (.) e^A`` (1 x n rows, ``1`` the
+    n x n ones matrix), which is ``sum(T) softmax(A)`` entry by entry:
+    ``((T (.) 1/S) 1)_j = sum(T)/S`` with ``S = sum_i e^{A_i}``.  As a sum
+    ``that - T``: ``(T, A)`` too (the softmax cross-entropy gradient); else None."""
+    if isinstance(e, sp.MatAdd):
+        if len(e.args) != 2:
+            return None
+        first, second = e.args
+        found = _softmax_times_sum(first)
+        if found is None or not _is_negative_term(second) or _negate(second) != found[0]:
+            return None
+        return found
+    if not (isinstance(e, HadamardProduct) and len(e.args) == 2):
+        return None
+    weighted, ex = e.args
+    if not (_is_function(ex, sp.exp(_U)) and ex.rows == 1):
+        return None
+    A = ex.expr
+    if not (isinstance(weighted, sp.MatMul) and len(weighted.args) == 2 and _ones_square(weighted.args[1])):
+        return None
+    inner = weighted.args[0]
+    if not (isinstance(inner, HadamardProduct) and len(inner.args) == 2):
+        return None
+    T, recip = inner.args
+    if not (_is_function(recip, 1 / _U) and isinstance(recip.expr, sp.MatMul) and len(recip.expr.args) == 2):
+        return None
+    e_a, ones = recip.expr.args
+    if not (_ones_square(ones) and _is_function(e_a, sp.exp(_U)) and e_a.expr == A):
+        return None
+    if T.shape != A.shape or ones.rows != A.cols:
+        return None
+    return T, A
 
 
 class ExprPrinter:
@@ -118,7 +193,17 @@ class ExprPrinter:
         if isinstance(e, Term):
             return self.term(e)
         if isinstance(e, sp.MatrixSymbol):
-            return (symbol_latex(e.name) if style == "latex" else e.name), ATOM
+            if style == "latex":
+                return symbol_latex(e.name), ATOM
+            return (text_name(e.name) if style == "text" else e.name), ATOM
+        if style != "sstr" and isinstance(e, sp.MatAdd):
+            soft = _softmax_times_sum(e)
+            if soft is not None:  # sum(T) softmax(A) - T, the cross-entropy gradient
+                return self._softmax_gradient(*soft), ADD
+        if style != "sstr" and isinstance(e, HadamardProduct):
+            soft = _softmax_times_sum(e)
+            if soft is not None:
+                return self._softmax_times_sum(*soft), MUL
         if isinstance(e, sp.MatAdd):
             parts = []
             for i, t in enumerate(e.args):
@@ -178,7 +263,8 @@ class ExprPrinter:
         if isinstance(e, sp.OneMatrix):
             if style == "latex":
                 return r"\mathbf{1}", ATOM
-            return (f"ones({_scalar(e.rows, style)}, {_scalar(e.cols, style)})" if style == "sstr" else "1"), ATOM
+            # plain text spells the shape out: a bare "1" reads as the number (``b - 1``)
+            return f"ones({_scalar(e.rows, style)}, {_scalar(e.cols, style)})", ATOM
         if isinstance(e, ElementwiseApplyFunction):
             return self.function_name(e.function) + self.paren(self(e.expr)), ATOM
         if type(e).__name__ == "Grad":  # the kernel's dL/dX (not imported: printers stay views)
@@ -329,6 +415,15 @@ class ExprPrinter:
             shown = name
         return shown + self.paren(", ".join(self(x) for x in a)), ATOM
 
+    def _softmax_times_sum(self, T: Any, A: Any) -> str:
+        """``sum(T) softmax(A)``: the same expression, in the notation a textbook uses."""
+        if self.style == "latex":
+            return (r"\operatorname{sum}" + self.paren(self(T)) + r" \operatorname{softmax}" + self.paren(self(A)))
+        return f"sum{self.paren(self(T))} softmax{self.paren(self(A))}"
+
+    def _softmax_gradient(self, T: Any, A: Any) -> str:
+        return f"{self._softmax_times_sum(T, A)} - {self.wrap(T, MUL)}"
+
     def function_name(self, lam: sp.Lambda) -> str:
         act = describe(lam.expr)
         if act is None:
@@ -384,25 +479,50 @@ def _matrix_names(derivation: Any) -> dict[str, str]:
     return names
 
 
-_WORD = re.compile(r"([A-Za-z][A-Za-z0-9_']*)")
+@functools.lru_cache(maxsize=64)
+def _names_pattern(names: tuple[str, ...]) -> re.Pattern | None:
+    """One pattern for every name (longest first), matching whole names only."""
+    if not names:
+        return None
+    alts = "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True))
+    return re.compile(r"(?<![A-Za-z0-9_'{])(" + alts + r")(?![A-Za-z0-9_'{])")
+
+
+def _rename(reason: str, names: dict[str, str]) -> list[tuple[bool, str]]:
+    """``reason`` cut into (is a name, piece); names are replaced by ``names[name]``."""
+    pattern = _names_pattern(tuple(names))
+    if pattern is None or not reason:
+        return [(False, reason)] if reason else []
+    out, at = [], 0
+    for m in pattern.finditer(reason):
+        if m.start() > at:
+            out.append((False, reason[at:m.start()]))
+        out.append((True, names[m.group(1)]))
+        at = m.end()
+    if at < len(reason):
+        out.append((False, reason[at:]))
+    return out
 
 
 def reason_latex(reason: str, names: dict[str, str]) -> str:
     """A reason in ``\\text{...}``, with matrix names in it typeset as math."""
-    if not reason:
-        return ""
-    out, buf = [], []
-    for piece in _WORD.split(reason):
-        if piece in names:
-            if "".join(buf):
-                out.append(r"\text{" + _tex_escape("".join(buf)) + "}")
-            buf = []
-            out.append(names[piece])
-        else:
-            buf.append(piece)
-    if "".join(buf):
-        out.append(r"\text{" + _tex_escape("".join(buf)) + "}")
+    out = []
+    for is_name, piece in _rename(reason, names):
+        if is_name:
+            out.append(piece)
+        elif piece.strip():
+            out.append(r"\text{" + _tex_escape(piece) + "}")
     return " ".join(out)
+
+
+def reason_text(reason: str, names: dict[str, str]) -> str:
+    """A reason in plain text, with matrix names as :func:`text_name` shows them."""
+    return "".join(piece for _, piece in _rename(reason, names))
+
+
+def _text_names(derivation: Any) -> dict[str, str]:
+    """Matrix names whose plain-text form differs from the name (``W'_{1}``)."""
+    return {name: text_name(name) for name in _matrix_names(derivation) if text_name(name) != name}
 
 
 def _tex_escape(s: str) -> str:
@@ -413,24 +533,27 @@ def _tex_escape(s: str) -> str:
 
 
 def _where_text(chain: Any, printer: ExprPrinter) -> str:
-    return ", ".join(f"{printer(sym)} = {printer(expr)}" for sym, expr in chain.where)
+    """The ``with`` definitions; in plain text long ones are abbreviated (:func:`abbreviate`)."""
+    show = abbreviate if printer is text else printer
+    return ", ".join(f"{printer(sym)} = {show(expr)}" for sym, expr in chain.where)
 
 
 def derivation_text(derivation: Any) -> str:
     """A plain-text view: one line per step, reasons and verdicts in columns."""
     lines = []
+    renames = _text_names(derivation)
     if derivation.title:
         lines.append(derivation.title)
         lines.append("=" * len(derivation.title))
     for chain in derivation.chains:
         if chain.title:
-            lines += ["", chain.title]
+            lines += ["", reason_text(chain.title, renames)]
         lhs = text(chain.lhs)
         exprs = [text(s.expr) for s in chain.steps]
         width = min(max([len(lhs) + 3 + len(e) for e in exprs[:1]] + [len(lhs) + 3 + len(e) for e in exprs], default=0), 72)
         for i, (step, expr) in enumerate(zip(chain.steps, exprs)):
             head = f"{lhs} = {expr}" if i == 0 else " " * len(lhs) + f" = {expr}"
-            tail = f"  {step.reason}" if step.reason else ""
+            tail = f"  {reason_text(step.reason, renames)}" if step.reason else ""
             mark = "" if step.verdict == "proved" else f"  [{step.verdict.upper()}]"
             lines.append(f"{head.ljust(width)}{tail}{mark}".rstrip())
             if step.verdict != "proved" and step.check.detail:
@@ -438,7 +561,7 @@ def derivation_text(derivation: Any) -> str:
         if chain.where:
             lines.append(" " * (len(lhs) + 3) + "with " + _where_text(chain, text))
     for note in derivation.notes:
-        lines += ["", note]
+        lines += ["", reason_text(note, renames)]
     lines += ["", _summary(derivation)]
     return "\n".join(lines)
 
@@ -552,6 +675,49 @@ def to_json(obj: Any) -> str:
 
 
 # ---------------------------------------------------------------------------
+# Long expressions in plain text
+
+#: Plain-text expressions longer than this are abbreviated (``W1 W2 ... W100``);
+#: the JSON output keeps every term.
+LONG = 160
+
+
+def _abbrev_product(e: Any, printer: ExprPrinter) -> str:
+    if not isinstance(e, sp.MatMul):
+        return printer.wrap(e, ADD + 1)
+    mats = [a for a in e.args if isinstance(a, sp.MatrixExpr)]
+    if len(mats) <= 4:
+        return printer(e)
+    scalars = [a for a in e.args if not isinstance(a, sp.MatrixExpr)]
+    head = printer(sp.MatMul(*scalars, *mats[:2], evaluate=False)) if scalars else " ".join(
+        printer.wrap(m, MUL) for m in mats[:2])
+    return f"{head} ... {printer.wrap(mats[-1], MUL)}"
+
+
+def abbreviate(e: Any, limit: int = LONG) -> str:
+    """The plain text of ``e``, or for a long sum or product an abbreviation:
+    ``W1 W2 ... W100``, ``b1 W2 ... W100 + b2 W3 ... W100 + ... + b100 (100 terms)``."""
+    full = text(e)
+    if len(full) <= limit:
+        return full
+    if isinstance(e, sp.MatAdd):
+        terms = list(e.args)
+        shown = terms if len(terms) <= 4 else terms[:2] + [None] + terms[-1:]
+        parts = []
+        for i, t in enumerate(shown):
+            if t is None:
+                parts.append(" + ...")
+            elif i and _is_negative_term(t):
+                parts.append(" - " + _abbrev_product(_negate(t), text))
+            else:
+                parts.append((" + " if i else "") + _abbrev_product(t, text))
+        return "".join(parts) + f" ({len(terms)} terms)"
+    if isinstance(e, sp.MatMul):
+        return _abbrev_product(e, text)
+    return full
+
+
+# ---------------------------------------------------------------------------
 # Collapse results
 
 
@@ -561,61 +727,223 @@ def _array_text(a: Any) -> str:
     return np.array2string(np.asarray(a, dtype=float), precision=4, suppress_small=True, separator=", ")
 
 
+def _num_latex(v: float) -> str:
+    s = f"{v:.4g}"
+    if "e" in s:
+        mant, exp = s.split("e")
+        s = rf"{mant} \cdot 10^{{{int(exp)}}}"
+    return s
+
+
+#: Rows and columns of a matrix shown in LaTeX before it is elided with dots.
+MATRIX_SHOWN = 8
+
+
+def array_latex(a: Any) -> str:
+    """A NumPy array as a ``bmatrix`` (4 significant digits); big ones elided with dots."""
+    import numpy as np
+
+    a = np.atleast_2d(np.asarray(a, dtype=float))
+    r, c = a.shape
+    k = MATRIX_SHOWN
+
+    def pick(n: int) -> list:
+        return list(range(n)) if n <= k else list(range(k - 1)) + [None, n - 1]
+
+    rows = []
+    for i in pick(r):
+        if i is None:
+            rows.append(" & ".join(r"\ddots" if j is None else r"\vdots" for j in pick(c)))
+        else:
+            rows.append(" & ".join(r"\cdots" if j is None else _num_latex(a[i, j]) for j in pick(c)))
+    return r"\begin{bmatrix}" + r" \\ ".join(rows) + r"\end{bmatrix}"
+
+
+def _witness_intro(w: Any) -> str:
+    params = ", ".join(f"{k} = {v:g}" for k, v in w.parameters.items())
+    return ("Witness that no affine map computes F (seeded, confirmed at "
+            f"{w.confirmed_digits} digits){': ' + params if params else ''}")
+
+
 def _witness_lines(result: Any) -> list[str]:
     w = result.witness
     if w is None:
         return []
-    t = w.t
-    return [
-        "",
-        f"Witness (C3): with the weights in the JSON output (seeded), t = {t:g},",
+    import numpy as np
+
+    big = any(np.size(v) > 1000 for v in w.weights.values())
+    lines = ["", _witness_intro(w) + (" (arrays of over 1000 entries abbreviated; "
+                                      "--format json gives every entry)" if big else "") + ":"]
+    for name, value in w.weights.items():
+        lines.append(f"  {name} = " + _array_text(value).replace("\n", "\n" + " " * (len(name) + 5)))
+    lines += [
+        f"  t = {w.t:g}",
         f"  a = {_array_text(w.input_a)}",
         f"  b = {_array_text(w.input_b)}",
         f"  F(t a + (1-t) b)    = {_array_text(w.lhs)}",
         f"  t F(a) + (1-t) F(b) = {_array_text(w.rhs)}",
-        f"  the two differ by {w.gap:.4g} (confirmed at {w.confirmed_digits} digits): no affine map computes F.",
+        f"  The two differ by {w.gap:.4g}: F is not affine.",
     ]
+    return lines
+
+
+def _segment_lines(result: Any) -> list[str]:
+    net = result.network
+    out = []
+    for s in result.segments:
+        what = f"layer {s.first}" if s.first == s.last else f"layers {s.first}..{s.last}"
+        out.append(f"  affine run, {what}: {text_name(net.h(s.last).name)} = "
+                   f"{text_name(net.h(s.first - 1).name)} W + b with W = {abbreviate(s.W)}, "
+                   f"b = {abbreviate(s.b)}")
+    return out
+
+
+def _numeric_line(result: Any) -> str:
+    """The numeric cross-check, judged by the relative error (an absolute one means
+    nothing where entries reach 1e40); round-off below 1e-12 is shown as such, so the
+    line is the same whatever BLAS summed the products (JSON has the exact values)."""
+    from .collapse import REL_TOL
+
+    rel = result.numeric_max_rel_error
+    shown = "< 1e-12" if rel < 1e-12 else f"{rel:.3g}"
+    line = (f"Numeric cross-check against a NumPy forward pass: {result.numeric_trials} trials, "
+            f"max relative error {shown} (tolerance {REL_TOL:g}).")
+    if result.numeric_trials == 0:
+        line = "Numeric cross-check against a NumPy forward pass: no trial could be evaluated (overflow)."
+    if not result.numeric_ok:
+        line += " FAILED: the collapsed map does not reproduce the forward pass."
+    return line
+
+
+def widths_label(widths: Any) -> str:
+    """``3-4-4-2``; a long list abbreviated: ``10-10-10-...-10-10 (101 widths)``."""
+    ws = [str(w) for w in widths]
+    if len(ws) <= 8:
+        return "-".join(ws)
+    return "-".join(ws[:3]) + "-...-" + "-".join(ws[-2:]) + f" ({len(ws)} widths)"
+
+
+def _runs(names: list[str]) -> str:
+    """``relu, relu, relu, identity`` -> ``relu (layers 1-3), identity``; all the same: one name."""
+    if len(set(names)) == 1 and len(names) > 1:
+        return f"{names[0]} (every layer)"
+    if len(names) <= 8:
+        return ", ".join(names)
+    out, i = [], 0
+    while i < len(names):
+        j = i
+        while j + 1 < len(names) and names[j + 1] == names[i]:
+            j += 1
+        out.append(names[i] if i == j else f"{names[i]} (layers {i + 1}-{j + 1})")
+        i = j + 1
+    return ", ".join(out)
+
+
+def collapse_heading(result: Any) -> str:
+    net = result.network
+    return ("Network " + widths_label(net.widths) + ", activations "
+            + _runs([layer.activation.spec for layer in net.layers]))
 
 
 def collapse_text(result: Any) -> str:
     """The text view of a collapse: the derivation, the verdict, segments and witness."""
-    net = result.network
-    head = [
-        "Network " + "-".join(str(w) for w in net.widths) + ", activations "
-        + ", ".join(layer.activation.spec for layer in net.layers),
-        "",
-    ]
-    body = derivation_text(result.derivation)
-    tail = []
+    lines = [collapse_heading(result), "", derivation_text(result.derivation), ""]
     if result.collapsible:
-        tail += ["", f"Collapsible: y = x W' + b' with W' = {text(result.W)}", f"  b' = {text(result.b)}"]
-        tail.append(f"Numeric cross-check against a NumPy forward pass: {result.numeric_trials} trials, "
-                    f"max abs error {result.numeric_max_abs_error:.3g}.")
+        lines += [f"Collapsible: y = x W' + b' with W' = {abbreviate(result.W)}",
+                  f"                            b' = {abbreviate(result.b)}",
+                  _numeric_line(result)]
+    else:  # the derivation's note says why it is not collapsible
+        lines.append("Affine runs, each collapsed above:" if result.segments else "No run of affine layers.")
+        lines += _segment_lines(result)
+    lines += _witness_lines(result)
+    return "\n".join(lines) + "\n"
+
+
+def _segment_latex_lines(result: Any) -> list[str]:
+    net = result.network
+    out = []
+    for s in result.segments:
+        what = f"layer {s.first}" if s.first == s.last else f"layers {s.first} to {s.last}"
+        out.append(rf"{latex(net.h(s.last))} &= {latex(net.h(s.first - 1))} \mathbf{{W}} + \mathbf{{b}}"
+                   rf" && \text{{affine run, {what}}} \\"
+                   "\n" + rf"&\qquad \text{{with }} \mathbf{{W}} = {latex(s.W)},\quad \mathbf{{b}} = {latex(s.b)}")
+    return out
+
+
+def _witness_latex_lines(w: Any) -> list[str]:
+    lines = [rf"{symbol_latex(name)} &= {array_latex(v)}" for name, v in w.weights.items()]
+    lines += [
+        rf"t &= {w.t:g}",
+        rf"\mathbf{{a}} &= {array_latex(w.input_a)}",
+        rf"\mathbf{{b}} &= {array_latex(w.input_b)}",
+        rf"F\left(t \mathbf{{a}} + (1-t) \mathbf{{b}}\right) &= {array_latex(w.lhs)}",
+        rf"t F(\mathbf{{a}}) + (1-t) F(\mathbf{{b}}) &= {array_latex(w.rhs)}",
+    ]
+    return lines
+
+
+def _collapse_parts_latex(result: Any, env: str) -> list[str]:
+    """The result after the derivation, as LaTeX paragraphs and ``env`` blocks."""
+    out = []
+
+    def block(lines: list[str]) -> str:
+        return f"\\begin{{{env}}}\n" + " \\\\\n".join(lines) + f"\n\\end{{{env}}}"
+
+    if result.collapsible:
+        out.append(r"\noindent Collapsible: $\mathbf{y} = \mathbf{x} \mathbf{W}' + \mathbf{b}'$ "
+                   r"with $\mathbf{W}'$, $\mathbf{b}'$ as above. " + _tex_escape(_numeric_line(result)))
     else:
-        tail += ["", "Not collapsible."]
-        for s in result.segments:
-            out, inp = net.h(s.last).name, net.h(s.first - 1).name
-            tail.append(f"  affine run, layers {s.first}..{s.last}: {out} = {inp} W + b with "
-                        f"W = {text(s.W)}, b = {text(s.b)}")
-    tail += _witness_lines(result)
-    return "\n".join(head) + body + "\n".join(tail) + "\n"
+        out.append(r"\noindent " + ("Affine runs, each collapsed above:" if result.segments
+                                     else "No run of affine layers."))
+        if result.segments:
+            out.append(block(_segment_latex_lines(result)))
+    w = result.witness
+    if w is not None:
+        out.append(r"\noindent " + _tex_escape(_witness_intro(w)) + ":")
+        out.append(block(_witness_latex_lines(w)))
+        out.append(r"\noindent " + _tex_escape(f"The two differ by {w.gap:.4g}: F is not affine."))
+    return out
+
+
+def collapse_latex(result: Any, standalone: bool = False) -> str:
+    """LaTeX of the whole result: the derivation (``align*``), its notes, the verdict,
+    the affine runs and the witness with its weights.  ``standalone``: a complete document."""
+    d = result.derivation
+    parts = [derivation_latex(d)] if d.chains else []
+    parts += [r"\noindent " + _tex_escape(n) for n in d.notes]
+    parts.append(r"\noindent " + _tex_escape(_summary(d)))
+    parts += _collapse_parts_latex(result, "align*")
+    body = "\n\n".join(p for p in parts if p)
+    if not standalone:
+        return body + "\n"
+    return latex_document(_tex_escape(d.title or "symnet collapse"),
+                          _tex_escape(collapse_heading(result)) + "\n\n" + body)
+
+
+def latex_document(title: str, body: str) -> str:
+    """A complete LaTeX document around ``body`` (compiles with pdflatex)."""
+    return (
+        "\\documentclass{article}\n\\usepackage[utf8]{inputenc}\n\\usepackage{amsmath,amssymb}\n"
+        "\\usepackage[margin=2cm]{geometry}\n\\setcounter{MaxMatrixCols}{20}\n"
+        "\\allowdisplaybreaks\n\\begin{document}\n"
+        f"\\section*{{{title}}}\n{body}\n\\end{{document}}\n"
+    )
 
 
 def collapse_markdown(result: Any) -> str:
-    """Markdown: the derivation's Markdown plus the witness as a small table."""
-    out = [derivation_markdown(result.derivation)]
+    """Markdown: the derivation's Markdown, the verdict, the affine runs and the witness."""
+    out = [f"*{collapse_heading(result)}*", "", derivation_markdown(result.derivation).rstrip("\n"), ""]
+    if result.collapsible:
+        out += ["**Collapsible:** $\\mathbf{y} = \\mathbf{x} \\mathbf{W}' + \\mathbf{b}'$ with "
+                "$\\mathbf{W}'$, $\\mathbf{b}'$ as above. " + _numeric_line(result), ""]
+    else:
+        out += ["Affine runs, each collapsed above:" if result.segments else "No run of affine layers.", ""]
+        if result.segments:
+            out += ["$$", "\\begin{aligned}", " \\\\\n".join(_segment_latex_lines(result)),
+                    "\\end{aligned}", "$$", ""]
     w = result.witness
     if w is not None:
-        out += [
-            "",
-            "| | value |",
-            "|---|---|",
-            f"| t | {w.t:g} |",
-            f"| a | `{_array_text(w.input_a)}` |",
-            f"| b | `{_array_text(w.input_b)}` |",
-            f"| F(t a + (1-t) b) | `{_array_text(w.lhs)}` |",
-            f"| t F(a) + (1-t) F(b) | `{_array_text(w.rhs)}` |",
-            "",
-            "*Numeric witness (evidence, confirmed at 50 digits): no affine map computes this network.*",
-        ]
-    return "\n".join(out) + "\n"
+        out += [f"**{_witness_intro(w)}:**", "", "$$", "\\begin{aligned}",
+                " \\\\\n".join(_witness_latex_lines(w)), "\\end{aligned}", "$$", "",
+                f"The two differ by {w.gap:.4g}: F is not affine.", ""]
+    return "\n".join(out)

@@ -1311,6 +1311,42 @@ def nondifferentiable(act: BoundActivation) -> tuple[Kink, ...]:
     return _analysis(act).kinks
 
 
+@dataclass(frozen=True)
+class KinkConvention:
+    """f' at one non-differentiable point as symnet, PyTorch and JAX take it.
+
+    ``symnet`` is derived (the :class:`Kink` value, what ``gradients(...)`` compiles by
+    default); ``torch`` / ``jax`` come from the record's :class:`~symnet.activations.FrameworkKink`
+    data, None when the record has none for this point.
+    """
+
+    point: sp.Expr
+    left: sp.Expr
+    right: sp.Expr
+    jump: bool
+    symnet: sp.Expr
+    torch: sp.Expr | None
+    jax: sp.Expr | None
+    torch_source: str = ""
+    jax_source: str = ""
+
+
+def kink_conventions(act: BoundActivation) -> tuple[KinkConvention, ...]:
+    """For each point where ``act`` is not differentiable: f' there in symnet, PyTorch and JAX."""
+    data = {}
+    for k, (point, torch), (_, jax) in zip(
+        act.record.kinks, act.framework_kinks("torch"), act.framework_kinks("jax")
+    ):
+        data[point] = (torch, jax, k.torch_source, k.jax_source)
+    out = []
+    for k in nondifferentiable(act):
+        torch, jax, ts, js = next(
+            (v for p, v in data.items() if _same(p, k.point)), (None, None, "", "")
+        )
+        out.append(KinkConvention(k.point, k.left, k.right, k.jump, k.value, torch, jax, ts, js))
+    return tuple(out)
+
+
 @functools.lru_cache(maxsize=256)
 def _properties_for(key: tuple) -> Properties:
     a = _analysis_for(key)

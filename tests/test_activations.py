@@ -403,7 +403,7 @@ def test_cli_bad_format_exits_2(capsys):
     "fmt, expected",
     [
         ("text", r"relu\s+Max\(0, z\)\s+\{0 for z <= 0; 1 otherwise\}"),
-        ("markdown", r"\| relu \| `Max\(0, z\)` \| `\{0 for z <= 0; 1 otherwise\}`"),
+        ("markdown", r"\| relu \| \$\\max\\left\(0, z\\right\)\$ \| \$0\$ for \$z \\leq 0\$; \$1\$ otherwise"),
         ("latex", r"\\texttt\{relu\} & \$\\max\\left\(0, z\\right\)\$"),
     ],
 )
@@ -422,12 +422,13 @@ def test_cli_writes_output_file(tmp_path, capsys):
     target = tmp_path / "table.md"
     assert main(["activations", "sigmoid", "--format", "markdown", "-o", str(target)]) == 0
     assert capsys.readouterr().out == ""
-    assert "`y*(1 - y)`" in target.read_text()
+    assert r"$y \left(1 - y\right)$" in target.read_text()
 
 
 def test_cli_plot_writes_pngs(tmp_path, capsys):
     pytest.importorskip("matplotlib")
     out_dir = tmp_path / "plots"
+    out_dir.mkdir()  # --plot refuses a missing directory (tests/test_activation_output.py)
     assert main(["activations", "relu", "sigmoid", "affine", "--plot", str(out_dir)]) == 0
     captured = capsys.readouterr()
     assert "affine" in captured.err  # symbolic parameters: not plotted, and said so

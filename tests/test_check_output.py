@@ -108,7 +108,7 @@ def test_book_shows_counterexamples_and_keeps_where_blocks():
 
 def test_book_latex(tmp_path):
     from symnet import Network, gradients
-    from symnet.proofs import derivation_item, report_latex, Report, markup_latex
+    from symnet.proofs import Report, derivation_item, markup_latex, report_latex
 
     g = gradients(Network.dense([2, 3, 1], "tanh"))
     item = derivation_item(g.derivation)

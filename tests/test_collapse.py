@@ -75,7 +75,7 @@ def test_affine_closed_form_with_symbols():
     result = collapse(net)
     a1, c1, a2, c2 = net.scalar_parameters
     assert text(result.W) == text(a1 * a2 * net.layers[0].W * net.layers[1].W)
-    assert "c2 1" in text(result.b) and "a2 c1 1 W2" in text(result.b)
+    assert "c2 ones(1, 2)" in text(result.b) and "a2 c1 ones(1, 3) W2" in text(result.b)
     assert result.verdict == PROVED
 
 

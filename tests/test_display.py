@@ -140,8 +140,7 @@ def test_gradcheck_and_network_displays(backprop):
 
 
 def test_helpers_for_other_results(backprop):
-    from symnet import collapse
-    from symnet import display
+    from symnet import collapse, display
 
     assert "✓" in well_formed(display.gradients_html(backprop))
     assert len(math_blocks(display.gradients_latex(backprop))) >= 8

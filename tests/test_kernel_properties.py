@@ -141,14 +141,14 @@ def test_meta_a_judge_that_always_agrees_fails_the_suite(monkeypatch):
 
 
 def test_meta_a_normal_form_that_always_agrees_is_caught_by_the_judge(monkeypatch):
-    monkeypatch.setattr(kernel, "compare", lambda x, y: (True, "always equal", False))
+    monkeypatch.setattr(kernel, "compare", lambda x, y, **kw: (True, "always equal", False))
     # numbers come first: every false step is still refuted by the judge
     assert _verdicts(FALSE_STEPS) == [REFUTED] * len(FALSE_STEPS)
 
 
 def test_meta_both_halves_broken_prove_false_steps(monkeypatch):
     monkeypatch.setattr(Judge, "compare", _always_agrees)
-    monkeypatch.setattr(kernel, "compare", lambda x, y: (True, "always equal", False))
+    monkeypatch.setattr(kernel, "compare", lambda x, y, **kw: (True, "always equal", False))
     # this is what the soundness suite exists to catch
     assert _verdicts(FALSE_STEPS) == [PROVED] * len(FALSE_STEPS)
 

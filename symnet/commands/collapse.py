@@ -45,20 +45,51 @@ def split_specs(text: str) -> list[str]:
 
 
 def add_network_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--layers``, ``--activation`` and ``--activations``, shared with other commands."""
+    """``--layers``, ``--activation``, ``--activations`` and ``--output-activation``,
+    shared with other commands."""
     parser.add_argument("--layers", required=True, help="widths n0,n1,...,nL (integers or names)")
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--activation", default=None, help="one spec for every layer, e.g. tanh or affine(a=2, c=-1)")
     group.add_argument("--activations", default=None, help="one spec per layer, comma-separated")
+    parser.add_argument("--output-activation", default=None, metavar="SPEC",
+                        help="the output layer's activation (the other layers take --activation, "
+                             "default identity), e.g. --activation relu --output-activation identity")
 
 
 def network_from_args(args: argparse.Namespace):
     from ..composer import Network
+    from ..errors import SpecError
 
     widths = parse_layers(args.layers)
+    output = getattr(args, "output_activation", None)
     if args.activations is not None:
+        if output is not None:
+            raise SpecError("--output-activation goes with --activation, not --activations "
+                            "(the last of --activations is the output layer's)")
         return Network.dense(widths, split_specs(args.activations))
-    return Network.dense(widths, args.activation or "identity")
+    hidden = args.activation or "identity"
+    if output is None:
+        return Network.dense(widths, hidden)
+    if not output.strip():
+        raise SpecError("--output-activation: empty activation spec")
+    return Network.dense(widths, [hidden] * (len(widths) - 2) + [output.strip()])
+
+
+def check_output_path(path: str | None) -> None:
+    """Refuse, before any work, to write into a directory that does not exist (one line,
+    exit 2): ``-o`` never creates directories."""
+    import os
+
+    from ..errors import SymnetError
+
+    if path in (None, "-"):
+        return
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise SymnetError(f"cannot write {path}: directory {os.path.dirname(path) or folder} does not exist "
+                          "(-o does not create directories)")
+    if os.path.isdir(path):
+        raise SymnetError(f"cannot write {path}: it is a directory")
 
 
 def register(subparsers) -> None:
@@ -70,6 +101,9 @@ def register(subparsers) -> None:
     )
     add_network_arguments(p)
     p.add_argument("--format", choices=FORMATS, default="text")
+    p.add_argument("--standalone", action="store_true",
+                   help="with --format latex: a complete document (compiles with pdflatex) instead "
+                        "of the align* fragment")
     p.add_argument("--style", choices=("auto", "chain", "induction"), default="auto",
                    help="textbook chain, per-layer induction, or auto (chain up to depth 6)")
     p.add_argument("--general", action="store_true",
@@ -77,15 +111,25 @@ def register(subparsers) -> None:
     p.add_argument("--entries", action="store_true",
                    help="also write W' and b' out entry by entry (every weight a scalar symbol)")
     p.add_argument("--seed", type=seed, default=0, help="seed of the numeric checks and the witness search")
-    p.add_argument("-o", "--output", default=None, help="write to FILE instead of stdout")
+    p.add_argument("-o", "--output", default=None,
+                   help="write to FILE instead of stdout (its directory must exist)")
     p.set_defaults(func=run)
+
+
+def check_standalone(args: argparse.Namespace) -> None:
+    from ..errors import SpecError
+
+    if getattr(args, "standalone", False) and args.format != "latex":
+        raise SpecError(f"--standalone goes with --format latex (not {args.format})")
 
 
 def run(args: argparse.Namespace) -> int:
     from ..cli import write_output
     from ..collapse import collapse, induction
-    from ..printing import derivation_dict, to_json
+    from ..printing import _tex_escape, collapse_heading, derivation_dict, latex_document, to_json
 
+    check_standalone(args)
+    check_output_path(args.output)
     net = network_from_args(args)
     result = collapse(net, style=args.style, seed=args.seed)
     general = induction(affine=not all(l.activation.affine_coefficients == (1, 0)
@@ -104,14 +148,19 @@ def run(args: argparse.Namespace) -> int:
             data["entries"] = entries.to_dict()
         out = to_json(data)
     elif args.format == "latex":
-        out = result.to_latex() + ("\n" + general.to_latex() if general else "")
+        out = result.to_latex() + ("\n" + general.to_latex() + "\n" if general else "")
     elif args.format == "markdown":
         out = result.to_markdown() + ("\n" + general.to_markdown() if general else "")
     else:
         out = result.to_text() + ("\n" + general.to_text() if general else "")
     if entries is not None and args.format != "json":
         body = entries.latex() if args.format in ("latex", "markdown") else entries.text()
-        out += "\n" + ("$$\n" + body + "\n$$" if args.format == "markdown" else body) + "\n"
+        if args.format == "markdown":  # $$ takes aligned, not align* (GitHub, KaTeX, MathJax)
+            body = "$$\n" + body.replace("align*", "aligned") + "\n$$"
+        out += "\n" + body + "\n"
+    if args.format == "latex" and args.standalone:
+        out = latex_document(_tex_escape(result.derivation.title),
+                             _tex_escape(collapse_heading(result)) + "\n\n" + out)
     write_output(out, args.output)
     ok = result.ok and (general is None or general.ok) and (entries is None or entries.exact_check)
     return 0 if ok else 1

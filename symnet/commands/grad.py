@@ -6,12 +6,12 @@ import argparse
 from typing import Any
 
 from . import seed
-from .collapse import add_network_arguments, network_from_args
+from .collapse import add_network_arguments, check_output_path, check_standalone, network_from_args
 
 FORMATS = ("text", "latex", "markdown", "json")
 #: ``symnet.losses.LOSSES`` and its aliases, here so that ``--help`` does not import SymPy
 #: (tests/test_newuser.py checks that they agree).
-LOSSES = ("sse", "mse", "xent")
+LOSSES = ("sse", "mse", "xent", "bce", "hinge")
 LOSS_ALIASES = {"cross_entropy": "xent", "crossentropy": "xent", "squared": "sse"}
 #: Entries per parameter array checked by finite differences unless --max-entries says otherwise.
 MAX_ENTRIES = 200
@@ -32,9 +32,13 @@ def register(subparsers) -> None:
     )
     add_network_arguments(p)
     p.add_argument("--loss", type=_loss, default="sse", metavar="{" + ",".join(LOSSES) + "}",
-                   help="sum of squared errors (sse, the default), mean squared error (mse) or "
-                        "softmax cross-entropy (xent)")
+                   help="sum of squared errors (sse, the default), mean squared error (mse), "
+                        "softmax cross-entropy (xent), binary cross-entropy of sigmoid(y) (bce) "
+                        "or the hinge loss (hinge)")
     p.add_argument("--format", choices=FORMATS, default="text")
+    p.add_argument("--standalone", action="store_true",
+                   help="with --format latex: a complete document (compiles with pdflatex) instead "
+                        "of the align* fragment")
     p.add_argument("--at", type=seed, default=None, metavar="SEED",
                    help="evaluate the gradients at a random point drawn with this seed, and check them")
     p.add_argument("--batch", type=int, default=None, metavar="N",
@@ -42,7 +46,8 @@ def register(subparsers) -> None:
     p.add_argument("--max-entries", type=int, default=None, metavar="N",
                    help=f"with --at: check at most N entries of each parameter by finite differences, "
                         f"a seeded sample (default {MAX_ENTRIES}; 0: every entry)")
-    p.add_argument("-o", "--output", default=None, help="write to FILE instead of stdout")
+    p.add_argument("-o", "--output", default=None,
+                   help="write to FILE instead of stdout (its directory must exist)")
     p.set_defaults(func=run)
 
 
@@ -65,12 +70,18 @@ def run(args: argparse.Namespace) -> int:
     if max_entries is not None and max_entries < 0:
         raise SpecError(f"--max-entries {max_entries}: give a number >= 0 (0: every entry)")
     max_entries = MAX_ENTRIES if max_entries is None else max_entries
+    check_standalone(args)
+    check_output_path(args.output)
     net = network_from_args(args)
     g = gradients(net, args.loss)
     derivation = g.derivation
     numbers = _evaluate(g, args.at, batch, max_entries or None) if args.at is not None else None
     out = {"text": _text, "latex": _latex, "markdown": _markdown, "json": _json}[args.format](
         g, derivation, numbers)
+    if args.format == "latex" and getattr(args, "standalone", False):
+        from ..printing import _tex_escape, latex_document
+
+        out = latex_document(_tex_escape(derivation.title), out)
     write_output(out, args.output)
     ok = derivation.ok and (numbers is None or numbers["report"].ok)
     return 0 if ok else 1
@@ -167,18 +178,22 @@ def _values_latex(g, numbers) -> str:
 
 
 def _latex(g, derivation, numbers) -> str:
+    """The derivation, its notes and verdict, the gradients and, with --at, the values and
+    the numeric check: an ``align*`` fragment with text paragraphs (``--standalone`` wraps it)."""
     from .. import printing
 
     body = " \\\\\n".join(f"{lhs} &= {rhs}" for lhs, rhs in _gradient_lines(g, printing.latex))
-    out = [derivation.to_latex(), "\\begin{align*}\n" + body + "\n\\end{align*}"]
+    out = [derivation.to_latex(), *(r"\noindent " + printing._tex_escape(n) for n in derivation.notes),
+           r"\noindent " + printing._tex_escape(printing._summary(derivation)),
+           r"\noindent Gradients:", "\\begin{align*}\n" + body + "\n\\end{align*}"]
     if numbers is not None:
-        out.append(f"% at the random point drawn with seed {numbers['seed']}")
+        out.append(r"\noindent " + printing._tex_escape(
+            f"At the random point drawn with seed {numbers['seed']}:"))
         out.append(_values_latex(g, numbers))
-        out.append("% " + str(numbers["report"]).replace("\n", "\n% "))
+        report = str(numbers["report"])
         note = _sample_note(numbers)
-        if note:
-            out.append("% " + note)
-    return "\n".join(out) + "\n"
+        out.append("\\begin{verbatim}\n" + report + ("\n" + note if note else "") + "\n\\end{verbatim}")
+    return "\n\n".join(out) + "\n"
 
 
 def _markdown(g, derivation, numbers) -> str:

@@ -178,6 +178,9 @@ class Context:
                              f"{terms.fmt_shape(e.shape)}")
         if s in _reachable_symbols(e, self.term_definitions):
             raise ShapeError(f"definition of {s.value} refers to itself")
+        if isinstance(s.value, terms.InvertibleName) and not terms.is_invertible(e):
+            raise ShapeError(f"{s.value} is declared invertible, so it can be defined only as a product of "
+                             "invertible matrices")
         self.term_definitions[s] = e
         self.definitions[sym] = expr
         self._union(s, e)
@@ -224,9 +227,11 @@ class Context:
                     return Check(REFUTED, closer.counterexample.get("reason", closer.detail),
                                  _report(closer), closer.counterexample)
             return Check(UNPROVED, detail + _opinion_note(opinion), _report(opinion))
-        if opinion.trials == 0:
-            return Check(UNPROVED, detail + "; no numeric instance could be evaluated by the judge"
-                         + (f" ({opinion.detail})" if opinion.detail else ""), _report(opinion))
+        if opinion.trials < min(2, self.judge.trials):
+            seen = ("no numeric instance could be evaluated" if not opinion.trials else
+                    f"the numeric judge could evaluate {opinion.trials} instance only")
+            return Check(UNPROVED, f"{detail}; {seen}" + (f" ({opinion.detail})" if opinion.detail else ""),
+                         _report(opinion))
         if not opinion.agree:
             return Check(UNPROVED, detail + "; a numeric disagreement could not be resolved", _report(opinion))
         if self._small(left, right):
@@ -285,7 +290,8 @@ class Context:
             detail, definite = "", False
             for tr in attempts:
                 before = set(tr.conditions)
-                same, detail, definite = compare(tr(lhs), tr(rhs))
+                left, right = tr(lhs), tr(rhs)
+                same, detail, definite = compare(left, right, at_kinks=not tr.kink_derivative)
                 if same:
                     conditions = self._conditions([c for k, c in tr.conditions.items()
                                                    if tr is not self._full or k not in before
@@ -323,11 +329,12 @@ class Context:
         return tuple(dict.fromkeys(out))
 
 
-def compare(a: NF, b: NF) -> tuple[bool, str, bool]:
+def compare(a: NF, b: NF, at_kinks: bool = True) -> tuple[bool, str, bool]:
     """Whether two normal forms are equal: (same, reason, definite).
 
     ``definite`` means the difference is exact and certain (a nonzero rational
-    or polynomial coefficient), so a closer numeric look is worth it."""
+    or polynomial coefficient), so a closer numeric look is worth it. ``at_kinks`` False:
+    identities with kinks are not concluded at the kinks (derivatives were taken there)."""
     if a.shape != b.shape:
         return False, f"the sides have shapes {fmt_shape(a.shape)} and {fmt_shape(b.shape)}", False
     a, b = clean(a), clean(b)
@@ -337,7 +344,8 @@ def compare(a: NF, b: NF) -> tuple[bool, str, bool]:
             return True, "normal forms agree", False
         if scalar_is_zero(d):
             return True, "normal forms agree up to scalar identities", False
-        if scalar.entrywise_zero(d):
+        if scalar.entrywise_zero(d, at_kinks) or scalar.functions_zero(a, b, at_kinks) or scalar.lifted_zero(
+                a, b, at_kinks):
             return True, "normal forms agree by cases on the kinks", False
         return False, "normal forms differ", d.is_rational_function() and not d.has(sp.Function)
     hard = []
@@ -349,7 +357,7 @@ def compare(a: NF, b: NF) -> tuple[bool, str, bool]:
         return True, "normal forms agree", False
     if all(scalar_is_zero(d) for d in hard):
         return True, "normal forms agree up to scalar identities", False
-    if scalar.functions_zero(a, b) or scalar.lifted_zero(a, b):
+    if scalar.functions_zero(a, b, at_kinks) or scalar.lifted_zero(a, b, at_kinks):
         return True, "normal forms agree up to an entrywise scalar identity", False
     definite = any(d.is_rational_function() and not d.has(sp.Function) for d in hard)
     return False, f"normal forms differ in {len(hard)} term(s)", definite

@@ -428,6 +428,10 @@ def akey(obj: Any) -> str:
 def _trace_word(word: tuple, n: T.Dim) -> sp.Expr:
     if not word:
         return dim_symbol(n)
+    while len(word) > 1 and _cancels(word[-1], word[0]):  # tr(A X A^{-1}) = tr(X)
+        word = word[1:-1]
+    if not word:
+        return dim_symbol(n)
     if len(word) > 1 and word[0][0] == "ones" and word[-1][0] == "ones":
         k, merged = _concat(word[-1:], word[:1])
         return k * _trace_word(word[1:-1] + merged, n)
@@ -454,7 +458,7 @@ def _trace_word(word: tuple, n: T.Dim) -> sp.Expr:
     key = min(candidates, key=lambda kv: kv[0])[1]
     with _TRACE_LOCK:
         if key not in _TRACE_SYMBOLS:
-            _TRACE_SYMBOLS[key] = sp.Dummy(f"tr{len(_TRACE_SYMBOLS)}")
+            _TRACE_SYMBOLS[key] = sp.Dummy(f"tr{len(_TRACE_SYMBOLS)}", real=True)
         return _TRACE_SYMBOLS[key]
 
 
@@ -483,7 +487,7 @@ def hadamard_sum(factors: Counter, r: T.Dim, c: T.Dim) -> sp.Expr:
     key = min((tuple(items), r, c), (tuple(flipped), c, r), key=akey)
     with _TRACE_LOCK:
         if key not in _HSUM_SYMBOLS:
-            _HSUM_SYMBOLS[key] = sp.Dummy(f"hsum{len(_HSUM_SYMBOLS)}")
+            _HSUM_SYMBOLS[key] = sp.Dummy(f"hsum{len(_HSUM_SYMBOLS)}", real=True)
         return _HSUM_SYMBOLS[key]
 
 
@@ -508,19 +512,20 @@ def derivative_body(body: sp.Expr) -> sp.Expr:
 
     ``Heaviside(u)`` (1/2 at 0) from ``d/dz max(0, z)`` takes the catalogue's
     subgradient convention ``relu'(0) = 0``; only the value at the kink changes."""
-    d = sp.diff(body, _Z)
-    d = d.replace(lambda e: isinstance(e, sp.Heaviside) and len(e.args) == 1,
-                  lambda e: sp.Heaviside(e.args[0], 0))
-    return _name_derivatives(d)
+    return _name_derivatives(_kink_convention(sp.diff(body, _Z)))
+
+
+def _kink_convention(d: sp.Expr) -> sp.Expr:
+    """SymPy's ``Heaviside(u)`` (``Heaviside(u, 1/2)``) from differentiating a kink, with
+    the catalogue's value at the kink: ``relu'(0) = 0``."""
+    return d.replace(lambda e: isinstance(e, sp.Heaviside) and (len(e.args) == 1 or e.args[1] == sp.S.Half),
+                     lambda e: sp.Heaviside(e.args[0], 0))
 
 
 def elementwise_derivative(lam: sp.Lambda) -> sp.Lambda:
     """``f'`` for an entrywise ``f`` given as a SymPy ``Lambda`` (for symnet's builders)."""
     (v,) = lam.variables
-    d = sp.diff(lam.expr, v)
-    d = d.replace(lambda e: isinstance(e, sp.Heaviside) and len(e.args) == 1,
-                  lambda e: sp.Heaviside(e.args[0], 0))
-    return sp.Lambda(v, d)
+    return sp.Lambda(v, _kink_convention(sp.diff(lam.expr, v)))
 
 
 # ---------------------------------------------------------------------------
@@ -560,6 +565,10 @@ class Translator:
         self.memo: dict = {}
         self.smemo: dict = {}
         self.conditions: dict = {}
+        #: a derivative of a function with kinks was taken: its values at the kinks are a
+        #: convention, not the derivative of what was differentiated, so no identity may be
+        #: concluded from them
+        self.kink_derivative = False
 
     # -- entry points ---------------------------------------------------------
     def __call__(self, t: Term) -> NF:
@@ -675,6 +684,7 @@ class Translator:
             # (a trace or entrywise atom would be differentiated as a constant)
             unfolding = Translator(definitions=self.calculus)
             body = _unfold_all(a[0], self.calculus)
+            self.kink_derivative = True if _has_kinks(body) else self.kink_derivative
             if any(x.is_matrix and a[1] in T.symbols(x) for x in T.walk(body)):
                 raise Unsupported("diff of an expression whose matrices depend on the variable")
             e = unfolding.scalar(body)
@@ -682,7 +692,7 @@ class Translator:
                 self.conditions.setdefault(k, c)
             v = scalar_symbol(a[1].value)
             for _ in range(int(t.value)):  # one order at a time: a swelling derivative stops early
-                e = sp.diff(e, v)
+                e = _kink_convention(sp.diff(e, v))
                 if sp.count_ops(e) > MAX_DIFF_OPS:
                     raise BudgetError(f"this derivative grows beyond {MAX_DIFF_OPS} operations")
             return _name_derivatives(e)
@@ -848,6 +858,21 @@ class Translator:
         self.conditions.setdefault(key, Condition(t.args[0], rel, sp.Symbol("_entries")))
 
 
+_KINK_PRIMS = frozenset({"abs", "sign", "max", "min", "heaviside", "dirac"})
+
+
+def _has_kinks(t: Term) -> bool:
+    """Whether a term has a function with kinks (in it or in a formula it applies)."""
+    for x in T.walk(t):
+        if x.op == "prim" and x.value in _KINK_PRIMS:
+            return True
+        if x.op == "apply" and x.value.formula is not None and _has_kinks(x.value.formula):
+            return True
+        if x.op == "piecewise":
+            return True
+    return False
+
+
 def _unfold_all(t: Term, definitions: dict, limit: int = 10_000) -> Term:
     """``t`` with every defined symbol replaced by its definition, recursively."""
     for _ in range(limit):
@@ -877,7 +902,7 @@ _DET_SYMBOLS: dict = {}
 def _det_symbol(key: Any) -> sp.Expr:
     with _TRACE_LOCK:
         if key not in _DET_SYMBOLS:
-            _DET_SYMBOLS[key] = sp.Dummy(f"det{len(_DET_SYMBOLS)}")
+            _DET_SYMBOLS[key] = sp.Dummy(f"det{len(_DET_SYMBOLS)}", real=True)
         return _DET_SYMBOLS[key]
 
 
@@ -939,6 +964,9 @@ def jacobian(tr: Translator, y: Term, x: Term) -> NF:
     """``J_ij = dy_i/dx_j``: the gradient of ``<U, y>`` for a fresh U is ``u J`` in row layout,
     and J is read off each of its words (U first); U inside an entrywise product is a
     diagonal: ``(U (.) d) M = U diag(d) M``."""
+    if y.shape == (1, 1):  # one output: J is the gradient, as a row
+        g = adjoint(tr, y, x)
+        return g if g.rows == 1 else transpose(g)
     u = T.matrix("#u", *y.shape)
     g = adjoint(tr, T.total(T.hadamard(u, y)), x)
     if g.rows != 1:
@@ -1110,6 +1138,10 @@ def adjoint(tr: Translator, loss: Term, wrt: Term) -> NF:
                 body = opaque_function(e.value.name, e.value.order)(_Z)
             else:
                 body = tr.formula(e.value, [tr.scalar(p) for p in a[1:]])
+            if op == "prim" and e.value in ("log", "sqrt"):
+                tr._condition(a[0], ">")  # the derivative needs the argument inside the domain
+            if body.has(sp.Piecewise, sp.Max, sp.Min, sp.Abs, sp.Heaviside, sp.sign):
+                tr.kink_derivative = True
             push(a[0], scale(g, derivative_body(body).xreplace({_Z: tr.scalar(a[0])})))
         elif op == "norm":
             x = tr.nf(a[0])
@@ -1135,6 +1167,10 @@ def adjoint(tr: Translator, loss: Term, wrt: Term) -> NF:
                 body = opaque_function(e.value.name, e.value.order)(_Z)
             else:
                 body = tr.formula(e.value, [tr.scalar(p) for p in a[1:]])
+            if op == "prim" and e.value in ("log", "sqrt"):
+                tr._entrywise_condition(e)
+            if body.has(sp.Piecewise, sp.Max, sp.Min, sp.Abs, sp.Heaviside, sp.sign):
+                tr.kink_derivative = True
             push(a[0], hadamard(g, elementwise(derivative_body(body), tr.nf(a[0]))))
         elif op == "trace":
             push(a[0], scale(identity(a[0].rows), as_scalar(g)))

@@ -134,9 +134,11 @@ def _select(e: sp.Expr, v: sp.Symbol, q: sp.Expr) -> sp.Expr | None:
     return None
 
 
-def piecewise_zero(e: sp.Expr, v: sp.Symbol, budget: float = SCALAR_BUDGET) -> bool:
+def piecewise_zero(e: sp.Expr, v: sp.Symbol, budget: float = SCALAR_BUDGET, at_kinks: bool = True) -> bool:
     """True only when ``e``, a function of the real ``v`` with kinks at numeric points, is
-    zero on every interval between its kinks and at every kink."""
+    zero on every interval between its kinks and at every kink. With ``at_kinks`` False
+    (the values at the kinks are a convention, as for a derivative taken at a kink) an
+    ``e`` that has kinks is never zero: what holds at the kinks cannot be concluded."""
     try:
         with time_limit(budget):
             e = canonical(e)
@@ -154,6 +156,8 @@ def piecewise_zero(e: sp.Expr, v: sp.Symbol, budget: float = SCALAR_BUDGET) -> b
                 if any(not r.is_real for r in roots):
                     return False
                 points |= set(roots)
+            if points and not at_kinks:
+                return False
             points = sorted(points, key=lambda r: float(r))
             samples = [sp.S.Zero] if not points else (
                 [points[0] - 1] + [(p + q) / 2 for p, q in zip(points, points[1:])] + [points[-1] + 1])
@@ -171,17 +175,17 @@ def piecewise_zero(e: sp.Expr, v: sp.Symbol, budget: float = SCALAR_BUDGET) -> b
         return False
 
 
-def entrywise_zero(d: sp.Expr) -> bool:
+def entrywise_zero(d: sp.Expr, at_kinks: bool = True) -> bool:
     """A scalar with kinks in one real variable, decided by cases (else False)."""
     if not d.has(*_KINKY):
         return False
     free = [s for s in d.free_symbols if isinstance(s, sp.Symbol) and s.is_real]
     if len(free) != 1 or len(d.free_symbols) != 1:
         return False
-    return piecewise_zero(d, free[0])
+    return piecewise_zero(d, free[0], at_kinks=at_kinks)
 
 
-def lifted_zero(a: NF, b: NF) -> bool:
+def lifted_zero(a: NF, b: NF, at_kinks: bool = True) -> bool:
     """``a = b`` as an entrywise scalar identity: every entrywise function in ``a - b`` has
     one argument ``A``, and the rest is ``alpha A + beta 1``; then ``a - b = g(A)`` entry
     by entry, and ``g = 0`` is decided as a scalar identity by cases on its kinks
@@ -224,7 +228,7 @@ def lifted_zero(a: NF, b: NF) -> bool:
         alpha = rest.terms.get(lead, sp.S.Zero) / A.terms[lead]
         if clean(add(rest, scale(A, -alpha))).terms:
             return False
-    return piecewise_zero(g + alpha * _Z + beta, _Z)
+    return piecewise_zero(g + alpha * _Z + beta, _Z, at_kinks=at_kinks)
 
 
 class _Ambiguous(Exception):
@@ -239,6 +243,13 @@ def _slots(word: tuple) -> tuple[tuple, list]:
         if atom[0] == "fn":
             skeleton.append(("slot", atom[2], atom[3], atom[4]))
             bodies.append(atom[1])
+        elif atom[0] == "diag" and len(atom[1][2]) == 1:
+            ((w, c),) = atom[1][2]
+            if c == 1 and len(w) == 1 and w[0][0] == "fn":
+                skeleton.append(("dslot", w[0][2], atom[2], atom[3]))
+                bodies.append(w[0][1])
+            else:
+                skeleton.append(atom)
         elif atom[0] == "had":
             parts = []
             for w, m in atom[1]:
@@ -256,7 +267,7 @@ def _slots(word: tuple) -> tuple[tuple, list]:
     return tuple(skeleton), bodies
 
 
-def functions_zero(a: NF, b: NF) -> bool:
+def functions_zero(a: NF, b: NF, at_kinks: bool = True) -> bool:
     """``a = b`` where the two differ only in entrywise functions: terms that agree but for
     the functions in their slots are summed slot by slot, ``sum_i c_i f_i(z_1) g_i(z_2) ...``,
     and every such sum must vanish as a scalar function of independent ``z_1, z_2, ...``
@@ -283,7 +294,7 @@ def functions_zero(a: NF, b: NF) -> bool:
                 term *= body.xreplace({_Z: z})
             total += term
         if k == 1:
-            if not piecewise_zero(total, zs[0]):
+            if not piecewise_zero(total, zs[0], at_kinks=at_kinks):
                 return False
         elif total.has(*_KINKY) or not scalar_is_zero(total):
             return False
