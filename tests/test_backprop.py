@@ -312,8 +312,8 @@ def test_loss_gradients_are_proved_for_free_outputs():
 
 
 def test_unknown_loss_and_bad_arguments():
-    with pytest.raises(SpecError, match="unknown loss 'hinge'; known: sse, mse, xent"):
-        gradients(Network.dense([2, 2]), "hinge")
+    with pytest.raises(SpecError, match="unknown loss 'huber'; known: sse, mse, xent, bce, hinge"):
+        gradients(Network.dense([2, 2]), "huber")
     with pytest.raises(SpecError):
         gradients("not a network")
     assert losses.get("cross_entropy") is losses.get("xent")
@@ -388,7 +388,7 @@ def test_cli_exit_1_when_the_derivative_is_wrong(capsys, monkeypatch):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--layers", "2,2", "--loss", "hinge"], "unknown loss"),
+    (["--layers", "2,2", "--loss", "huber"], "unknown loss"),
     (["--layers", "2"], "at least two"),
     (["--layers", "n,2", "--at", "0"], "integer widths"),
     (["--layers", "2,2", "--activation", "nosuch"], "unknown activation"),

@@ -299,7 +299,7 @@ def test_max_entries_caps_the_check_and_is_reported_in_json(capsys):
     (["--batch", "3"], "--batch needs --at"),
     (["--max-entries", "3"], "--max-entries needs --at"),
     (["--at", "0", "--max-entries", "-1"], "--max-entries -1"),
-    (["--loss", "hinge"], "unknown loss 'hinge'; known: sse, mse, xent"),
+    (["--loss", "huber"], "unknown loss 'huber'; known: sse, mse, xent, bce, hinge"),
 ])
 def test_grad_options_without_effect_or_out_of_range_are_errors(capsys, argv, message):
     code, out, err = run(capsys, "grad", "--layers", "2,3,1", *argv)
@@ -324,7 +324,7 @@ def test_loss_choices_are_shown_in_help_and_agree_with_the_library(capsys):
     assert grad.LOSSES == tuple(losses.LOSSES)
     assert grad.LOSS_ALIASES == losses._ALIASES
     code, out, _ = run(capsys, "grad", "--help")
-    assert code == 0 and "--loss {sse,mse,xent}" in out
+    assert code == 0 and "--loss {sse,mse,xent,bce,hinge}" in out
     code, out, err = run(capsys, "grad", "--layers", "2,3,2", "--loss", "Cross_Entropy")
     assert code == 0, err
 
@@ -452,3 +452,15 @@ def test_stable_forms_keep_float32():
         point = {k: v.astype(np.float32) for k, v in g.random_point(1, batch=3).items()}
         values = g.function()(**point)
         assert all(values[p].dtype == np.float32 for p in g.parameters), act
+
+
+def test_long_work_says_what_it_is_doing_on_stderr(capsys):
+    from symnet.cli import main
+
+    widths = ",".join(["3"] * 18)
+    assert main(["grad", "--layers", widths, "--activation", "tanh"]) == 0
+    captured = capsys.readouterr()
+    assert "symnet: deriving and checking the gradients of 17 layers" in captured.err
+    assert "symnet:" not in captured.out  # stdout stays the result
+    assert main(["grad", "--layers", "60,60,2", "--at", "0", "--max-entries", "0"]) == 0
+    assert "checking 3782 gradient entries" in capsys.readouterr().err

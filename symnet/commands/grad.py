@@ -74,7 +74,15 @@ def run(args: argparse.Namespace) -> int:
     check_output_path(args.output)
     net = network_from_args(args)
     g = gradients(net, args.loss)
+    if len(net.layers) > LONG_DEPTH:
+        _progress(f"deriving and checking the gradients of {len(net.layers)} layers "
+                  f"({3 * len(net.layers) + 2} kernel steps) ...")
     derivation = g.derivation
+    if args.at is not None:
+        entries = sum(min(int(w) * int(v), max_entries or int(w) * int(v)) + min(int(v), max_entries or int(v))
+                      for w, v in zip(net.widths, net.widths[1:])) if not net.has_symbolic_widths else 0
+        if entries > LONG_ENTRIES:
+            _progress(f"checking {entries} gradient entries by finite differences ...")
     numbers = _evaluate(g, args.at, batch, max_entries or None) if args.at is not None else None
     out = {"text": _text, "latex": _latex, "markdown": _markdown, "json": _json}[args.format](
         g, derivation, numbers)
@@ -85,6 +93,18 @@ def run(args: argparse.Namespace) -> int:
     write_output(out, args.output)
     ok = derivation.ok and (numbers is None or numbers["report"].ok)
     return 0 if ok else 1
+
+
+#: Work long enough to say what is happening on stderr (layers; gradient entries checked).
+LONG_DEPTH = 16
+LONG_ENTRIES = 2_000
+
+
+def _progress(message: str) -> None:
+    """One line on stderr about long work (stdout stays the result)."""
+    import sys
+
+    print(f"symnet: {message}", file=sys.stderr, flush=True)
 
 
 def _evaluate(g: Any, seed: int, batch: int, max_entries: int | None = None) -> dict:

@@ -323,6 +323,14 @@ def _merge_functions(factors: Counter) -> Counter:
 
 def _had_word(factors: Counter, r: T.Dim, c: T.Dim) -> tuple:
     factors = _merge_functions(factors)
+    if () in factors and r == c:
+        # a product with the identity keeps only the diagonal, which a factor and its
+        # transpose share: A (.) I = A^T (.) I
+        oriented = Counter()
+        for w, m in factors.items():
+            t = _transpose_word(w)
+            oriented[w if akey(w) <= akey(t) else t] += m
+        factors = oriented
     if not factors:
         return next(iter(ones(r, c).terms))
     if len(factors) == 1:
