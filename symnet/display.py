@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 PROVED, REFUTED, UNPROVED = "proved", "refuted", "unproved"
@@ -35,6 +35,14 @@ LATEX_MARKS = {PROVED: r"\checkmark", REFUTED: r"\boldsymbol{\times}", UNPROVED:
 SHOW_ENTRIES = 6
 
 _COLORS = {PROVED: "#1a7f37", REFUTED: "#cf222e", UNPROVED: "#9a6700"}
+
+
+def combine(verdicts) -> str:
+    """The verdict of several steps (:func:`symnet.derivation.combine`, imported on use so
+    that this module stays light)."""
+    from .derivation import combine as rule
+
+    return rule(verdicts)
 
 
 # ---------------------------------------------------------------------------
@@ -73,13 +81,6 @@ def _counterexample(step: Any) -> dict | None:
     return ce if isinstance(ce, dict) and ce else None
 
 
-def combine(verdicts: Iterable[str]) -> str:
-    verdicts = set(verdicts)
-    if REFUTED in verdicts:
-        return REFUTED
-    if UNPROVED in verdicts:
-        return UNPROVED
-    return PROVED
 
 
 def plural(n: int, word: str) -> str:

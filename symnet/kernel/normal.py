@@ -1136,21 +1136,8 @@ def adjoint(tr: Translator, loss: Term, wrt: Term) -> NF:
             base, k = tr.scalar(a[0]), tr.scalar(a[1])
             push(a[0], scale(g, k * base ** (k - 1)))
         elif op in ("prim", "apply") and not e.is_matrix:
-            if any(depends(p) for p in a[1:]):
-                raise Unsupported(f"a parameter of {_fname(e)} that depends on the variable")
-            if op == "prim":
-                if e.value in ("max", "min", "heaviside"):
-                    raise Unsupported(f"gradient through {e.value}")
-                body = _PRIM[e.value](_Z)
-            elif e.value.opaque:
-                body = opaque_function(e.value.name, e.value.order)(_Z)
-            else:
-                body = tr.formula(e.value, [tr.scalar(p) for p in a[1:]])
-            if op == "prim" and e.value in ("log", "sqrt"):
-                tr._condition(a[0], ">")  # the derivative needs the argument inside the domain
-            if body.has(sp.Piecewise, sp.Max, sp.Min, sp.Abs, sp.Heaviside, sp.sign):
-                tr.kink_derivative = True
-            push(a[0], scale(g, derivative_body(body).xreplace({_Z: tr.scalar(a[0])})))
+            body = _derivative_of_call(tr, e, depends)
+            push(a[0], scale(g, body.xreplace({_Z: tr.scalar(a[0])})))
         elif op == "norm":
             x = tr.nf(a[0])
             push(a[0], scale(x, as_scalar(g) / tr.scalar(e)))
@@ -1165,21 +1152,7 @@ def adjoint(tr: Translator, loss: Term, wrt: Term) -> NF:
             if k:
                 push(T.mul(*([a[0]] * k)) if k > 1 else a[0], g)
         elif op in ("prim", "apply") and e.is_matrix:
-            if any(depends(p) for p in a[1:]):
-                raise Unsupported(f"a parameter of {_fname(e)} that depends on the variable")
-            if op == "prim":
-                if e.value in ("max", "min", "heaviside"):
-                    raise Unsupported(f"gradient through {e.value}")
-                body = _PRIM[e.value](_Z)
-            elif e.value.opaque:
-                body = opaque_function(e.value.name, e.value.order)(_Z)
-            else:
-                body = tr.formula(e.value, [tr.scalar(p) for p in a[1:]])
-            if op == "prim" and e.value in ("log", "sqrt"):
-                tr._entrywise_condition(e)
-            if body.has(sp.Piecewise, sp.Max, sp.Min, sp.Abs, sp.Heaviside, sp.sign):
-                tr.kink_derivative = True
-            push(a[0], hadamard(g, elementwise(derivative_body(body), tr.nf(a[0]))))
+            push(a[0], hadamard(g, elementwise(_derivative_of_call(tr, e, depends), tr.nf(a[0]))))
         elif op == "trace":
             push(a[0], scale(identity(a[0].rows), as_scalar(g)))
         elif op == "sum":
@@ -1202,6 +1175,31 @@ def adjoint(tr: Translator, loss: Term, wrt: Term) -> NF:
     for x in result[1:]:
         out = add(out, x)
     return out
+
+
+def _derivative_of_call(tr: Translator, e: Term, depends) -> sp.Expr:
+    """``f'`` (a formula in ``_Z``) of a call ``f(u; params)`` for the gradient rules; records
+    the domain ``log``/``sqrt`` need and whether ``f`` has kinks (its derivative there is a
+    convention); refuses a parameter that depends on the variable."""
+    a = e.args
+    if any(depends(p) for p in a[1:]):
+        raise Unsupported(f"a parameter of {_fname(e)} that depends on the variable")
+    if e.op == "prim":
+        if e.value in ("max", "min", "heaviside"):
+            raise Unsupported(f"gradient through {e.value}")
+        body = _PRIM[e.value](_Z)
+        if e.value in ("log", "sqrt"):  # the derivative needs the argument inside the domain
+            if e.is_matrix:
+                tr._entrywise_condition(e)
+            else:
+                tr._condition(a[0], ">")
+    elif e.value.opaque:
+        body = opaque_function(e.value.name, e.value.order)(_Z)
+    else:
+        body = tr.formula(e.value, [tr.scalar(p) for p in a[1:]])
+    if body.has(sp.Piecewise, sp.Max, sp.Min, sp.Abs, sp.Heaviside, sp.sign):
+        tr.kink_derivative = True
+    return derivative_body(body)
 
 
 def _fname(t: Term) -> str:
