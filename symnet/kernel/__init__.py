@@ -43,8 +43,9 @@ PROVED, REFUTED, UNPROVED = "proved", "refuted", "unproved"
 
 #: Seconds allowed for the whole symbolic decision of one step.
 STEP_BUDGET = 20.0
-#: Steps with at most this many distinct nodes get a 60-digit second opinion when proved.
-SMALL_STEP = 300
+#: Proved steps with at most this many matrix entries and nodes to evaluate (definitions
+#: included) also get a 60-digit second opinion.
+SMALL_STEP = 400
 
 _SEAL = object()
 _ISSUED: weakref.WeakSet = weakref.WeakSet()
@@ -245,16 +246,24 @@ class Context:
         return Check(PROVED, detail, _report(opinion), conditions=conditions, _seal=_SEAL)
 
     def _small(self, lhs: Term, rhs: Term) -> bool:
-        """Few nodes (definitions included), small sizes, no gradient: cheap at 60 digits."""
+        """Little to evaluate (definitions included: at most SMALL_STEP matrix entries and
+        nodes), no gradient: cheap at 60 digits."""
         seen: set = set()
+        work = 0
         stack = [lhs, rhs]
         while stack:
             for t in terms.walk(stack.pop()):
                 if t in seen:
                     continue
                 seen.add(t)
-                if len(seen) > SMALL_STEP or t.op == "grad" or (
-                        t.shape and any(not isinstance(d, int) or d > 8 for d in t.shape)):
+                if t.op in ("grad", "jacobian", "hessian", "diff"):
+                    return False
+                if t.shape:
+                    r, c = (d if isinstance(d, int) else 5 for d in t.shape)
+                    work += r * c
+                else:
+                    work += 1
+                if work > SMALL_STEP:
                     return False
                 if t.op == "sym" and t in self.term_definitions:
                     stack.append(self.term_definitions[t])

@@ -32,6 +32,7 @@ bounded, so a refutation through a derivative is as reliable as that estimate.
 from __future__ import annotations
 
 import math
+import zlib
 from dataclasses import dataclass
 from fractions import Fraction
 from math import comb
@@ -251,6 +252,54 @@ def _sign(trial: int, index: int) -> float:
     if trial == 2:
         return 1.0 if index % 2 == 0 else -1.0
     return 1.0 if (trial >> (index % 5)) & 1 else -1.0
+
+
+def _stable_code(name: str) -> int:
+    """A code of a name that does not depend on hash seeds (and tells ``ab`` from ``ba``)."""
+    return zlib.crc32(str(name).encode("utf-8"))
+
+
+class _LazyDims(dict):
+    """Sizes of named dimensions in one trial: 2 in trial 0, 1 in trial 1, then 1..5 at random."""
+
+    def __init__(self, seed: int, trial: int):
+        super().__init__()
+        self.seed, self.trial = seed, trial
+
+    def __missing__(self, name: str) -> int:
+        if self.trial == 0:
+            n = 2
+        elif self.trial == 1:
+            n = 1
+        else:
+            n = int(np.random.default_rng([self.seed, self.trial, _stable_code(name)]).integers(1, 6))
+        self[name] = n
+        return n
+
+
+class _LazyValues(dict):
+    """Values of free symbols in one (trial, attempt), drawn on first use from a generator
+    seeded by the symbol's name: the same symbol has the same value in every comparison."""
+
+    def __init__(self, seed: int, trial: int, attempt: int, inst: _Instance):
+        super().__init__()
+        self.seed, self.trial, self.attempt, self.inst = seed, trial, attempt, inst
+
+    def get(self, t: Term, default=None):
+        if t in self:
+            return self[t]
+        if t.op != "sym":
+            return default
+        code = _stable_code(t.value)
+        rng = np.random.default_rng([self.seed, self.trial, self.attempt, code])
+        v = rng.standard_normal(self.inst.shape(t.shape))
+        if t.shape is None and isinstance(t.value, PositiveName):
+            v = np.abs(v) + 1e-3  # declared positive
+        elif t.shape is None and self.attempt < 2:  # scalars: every sign pattern has its
+            # trial; a retry (a domain missed) tries all positive, then any signs
+            v = np.abs(v) * (_sign(self.trial, code) if self.attempt == 0 else 1.0)
+        self[t] = v
+        return v
 
 
 class _Instance:
@@ -903,6 +952,28 @@ class Judge:
         self._direct_cache: dict = {}
         self._dep_cache: dict = {}
         self._pieces_cache: dict = {}
+        # instances are shared by every comparison of this judge: a symbol has one value per
+        # (trial, attempt), drawn on first use, and definitions are evaluated once per instance
+        self._dim_cache: dict = {}
+        self._instances: dict = {}
+        self._scan_cache: dict = {}
+        self._closure_cache: dict = {}
+        self._closure_free: set = set()
+        self._known_definitions = 0
+
+    def _dims(self, trial: int) -> _LazyDims:
+        dims = self._dim_cache.get(trial)
+        if dims is None:
+            dims = self._dim_cache[trial] = _LazyDims(self.seed, trial)
+        return dims
+
+    def _instance(self, trial: int, attempt: int) -> tuple[_Instance, _Ctx]:
+        hit = self._instances.get((trial, attempt))
+        if hit is None:
+            inst = _Instance(self._dims(trial), None, trial)
+            inst.values = _LazyValues(self.seed, trial, attempt, inst)
+            hit = self._instances[(trial, attempt)] = (inst, _Ctx(self, inst, _F64()))
+        return hit
 
     # -- definition graph ----------------------------------------------------------
 
@@ -971,20 +1042,59 @@ class Judge:
 
     def _scan(self, roots):
         """Free symbols (sorted), named dims (sorted), opaque functions, all shapes."""
-        terms = list(roots)
-        for r in roots:
-            terms += [self.definitions[s] for s in self._topo(r)]
+        self._note_new_definitions()
         free, dims, fns, shapes = set(), set(), {}, set()
-        stack = list(terms)
-        seen_formulas = set()
+        for root in roots:
+            parts = [self._scan_one(root)]
+            parts += [self._closure(s) for s in self._scan_one(root)[0] if s in self.definitions]
+            for syms, d, f, sh in parts:
+                free.update(x for x in syms if x not in self.definitions)
+                dims |= d
+                fns.update(f)
+                shapes |= sh
+        return sorted(free, key=_sym_key), sorted(dims), fns, shapes
+
+    def _note_new_definitions(self) -> None:
+        """Forget what the closures said of a symbol that has been defined since."""
+        keys = list(self.definitions)
+        new = keys[self._known_definitions:]
+        self._known_definitions = len(keys)
+        if new and any(s in self._closure_free for s in new):
+            self._closure_cache.clear()
+            self._closure_free.clear()
+
+    def _closure(self, s: Term) -> tuple:
+        """What a defined symbol's definition mentions, through its definitions (remembered)."""
+        hit = self._closure_cache.get(s)
+        if hit is not None:
+            return hit
+        syms, dims, fns, shapes = set(), set(), {}, set()
+        for t in [s] + self._topo(s):
+            ts, d, f, sh = self._scan_one(self.definitions[t])
+            syms |= ts
+            dims |= d
+            fns.update(f)
+            shapes |= sh
+        hit = (frozenset(syms), frozenset(dims), fns, frozenset(shapes))
+        self._closure_cache[s] = hit
+        self._closure_free.update(x for x in syms if x not in self.definitions)
+        return hit
+
+    def _scan_one(self, root: Term) -> tuple:
+        """The symbols, named dims, opaque functions and shapes of one term (remembered:
+        a definition is scanned once, however many steps use it)."""
+        hit = self._scan_cache.get(root)
+        if hit is not None:
+            return hit
+        syms, dims, fns, shapes = set(), set(), {}, set()
+        stack, seen_formulas = [root], set()
         while stack:
-            root = stack.pop()
-            for x in walk(root):
+            for x in walk(stack.pop()):
                 if x.shape is not None:
                     shapes.add(x.shape)
                     dims.update(d for d in x.shape if isinstance(d, str))
-                if x.op == "sym" and x not in self.definitions:
-                    free.add(x)
+                if x.op == "sym":
+                    syms.add(x)
                 if x.op == "dim":
                     dims.add(x.value)
                 if x.op == "apply":
@@ -994,7 +1104,10 @@ class Judge:
                     elif fn.formula not in seen_formulas:
                         seen_formulas.add(fn.formula)
                         stack.append(fn.formula)
-        return sorted(free, key=_sym_key), sorted(dims), fns, shapes
+        hit = (frozenset(syms), frozenset(dims), fns, frozenset(shapes))
+        if len(self._scan_cache) < 100_000:
+            self._scan_cache[root] = hit
+        return hit
 
     # -- public ----------------------------------------------------------------------
 
@@ -1036,37 +1149,22 @@ class Judge:
         notes: list[str] = []
         for trial in range(self.trials):
             rng = np.random.default_rng([self.seed, trial])
-            if trial == 0:
-                dims = {d: 2 for d in dimnames}
-            elif trial == 1:
-                dims = {d: 1 for d in dimnames}
-            else:
-                dims = {d: int(rng.integers(1, 6)) for d in dimnames}
+            dims = self._dims(trial)
             sizes = [d if isinstance(d, int) else dims[d] for sh in shapes for d in sh]
             biggest = max(sizes, default=1)
             if biggest > MAX_DIM_FLOAT:
                 reasons.append(f"a dimension of {biggest} exceeds {MAX_DIM_FLOAT}")
                 continue
             for attempt in range(MAX_ATTEMPTS):
-                values = {}
-                for i, s in enumerate(free):
-                    shp = (1, 1) if s.shape is None else tuple(d if isinstance(d, int) else dims[d]
-                                                               for d in s.shape)
-                    values[s] = rng.standard_normal(shp)
-                    if s.shape is None and isinstance(s.value, PositiveName):
-                        values[s] = np.abs(values[s]) + 1e-3  # declared positive
-                    elif s.shape is None and attempt < 2:  # scalars: every sign pattern has its
-                        # trial; a retry (a domain missed) tries all positive, then any signs
-                        values[s] = np.abs(values[s]) * (_sign(trial, i) if attempt == 0 else 1.0)
+                inst, ctx = self._instance(trial, attempt)
                 V = None
                 if directional:
                     g = lhs if lhs.op == "grad" else rhs
                     gs = g.args[1].shape
                     V = rng.standard_normal((1, 1) if gs is None else
                                             tuple(d if isinstance(d, int) else dims[d] for d in gs))
-                inst = _Instance(dims, values, trial)
                 try:
-                    (vl, el), (vr, er) = self._sides(_Ctx(self, inst, _F64()), lhs, rhs, V)
+                    (vl, el), (vr, er) = self._sides(ctx, lhs, rhs, V)
                 except _NoEvidence as exc:
                     reasons.append(str(exc))
                     continue
@@ -1086,7 +1184,7 @@ class Judge:
                         if candidate:  # a difference that cannot be confirmed is no agreement
                             disputed = True
                         break
-                    cex = self._confirm(inst, lhs, rhs, V, fns)
+                    cex = self._confirm(inst, lhs, rhs, V, fns, free, dimnames)
                     if isinstance(cex, dict):
                         return Opinion(ok, False, max_rel, cex, cex["reason"])
                     if candidate:
@@ -1115,7 +1213,7 @@ class Judge:
                 out.append(ctx.inner(ctx.ev(side), V))
         return out
 
-    def _confirm(self, inst, lhs, rhs, V, fns):
+    def _confirm(self, inst, lhs, rhs, V, fns, free=(), dimnames=()):
         """A counterexample dict, None (difference vanished) or a reason string."""
         with mpmath.workdps(MP_DPS):
             try:
@@ -1143,8 +1241,8 @@ class Judge:
             scalar = directional_only or lhs.shape is None
             d = float(np.max(diff))
             cex = {
-                "values": {s.value: _nested(v, s.shape is None) for s, v in inst.values.items()},
-                "dims": dict(inst.dims),
+                "values": {s.value: _nested(inst.values.get(s), s.shape is None) for s in free},
+                "dims": {d: inst.dims[d] for d in dimnames},
                 "lhs": _nested(vl, scalar),
                 "rhs": _nested(vr, scalar),
                 "difference": d,
