@@ -52,7 +52,7 @@ class Grad(sp.MatrixExpr):
 
 def dim(d: Any) -> T.Dim:
     """A SymPy dimension as a term dimension (an int or a name)."""
-    d = sp.sympify(d) if isinstance(d, int) else d
+    d = sp.Integer(d) if isinstance(d, int) else d
     if isinstance(d, sp.Integer):
         return int(d)
     if isinstance(d, sp.Symbol):

@@ -385,7 +385,7 @@ class _Ctx:
 
     def _check(self, v, e):
         if not self.B.finite(v):
-            raise _NoEvidence("a value overflowed or is undefined (NaN/inf)")
+            raise _NoEvidence("a value overflowed or is undefined (not a finite number)")
         return v, e
 
     def add(self, vals):
