@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from fractions import Fraction
 from typing import Any
 
 import sympy as sp
@@ -1226,16 +1225,3 @@ def _topological(definitions: dict) -> list:
                     stack.append((dep, False))
     return order[::-1]
 
-
-def symmetrize_scalar(x: NF) -> NF:
-    """A 1x1 matrix equals its transpose: key each word by the smaller of the two."""
-    terms: dict = {}
-    for w, c in x.terms.items():
-        t = _transpose_word(w)
-        key = w if akey(w) <= akey(t) else t
-        terms[key] = terms[key] + c if key in terms else c
-    return clean(NF(x.rows, x.cols, terms))
-
-
-def frac(q: sp.Rational) -> Fraction:
-    return Fraction(int(q.p), int(q.q))
