@@ -790,7 +790,9 @@ class _Reader:
             code, comment = _strip_comment(line)
             if not code.strip():
                 if comment is not None:
-                    if not seen_code and not self.title and comment:
+                    if not seen_code and comment.lower().startswith("title:"):
+                        self.title = comment[len("title:"):].strip()  # a header says it outright
+                    elif not seen_code and not self.title and comment:
                         self.title = comment
                     else:
                         self.comments.append(comment)

@@ -446,3 +446,8 @@ def test_fuzz_token_soup(tokens):
     else:
         for chain in d.chains:
             assert chain.steps
+
+
+def test_a_title_header_names_the_file():
+    assert parse("# claim: C9\n# title: Backprop with matrices\nscalar a\na = a\n").title == "Backprop with matrices"
+    assert parse("# Three layers\nscalar a\na = a\n").title == "Three layers"
