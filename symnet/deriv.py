@@ -449,10 +449,10 @@ class _Builder:
         lm, rm = left.is_matrix, right.is_matrix
         sym = _OPS[type(op)]
         if isinstance(op, (ast.Add, ast.Sub)):
-            if lm != rm:
+            if lm != rm and (1, 1) not in (left.shape, right.shape):
                 raise self.fail(node, f"cannot {'add' if sym == '+' else 'subtract'} {_describe(left)} "
                                       f"and {_describe(right)}")
-            if lm and left.shape != right.shape:
+            if lm and rm and left.shape != right.shape:
                 raise self.fail(node, f"shapes {fmt_shape(left.shape)} and {fmt_shape(right.shape)} cannot be "
                                       f"{'added' if sym == '+' else 'subtracted'}")
             return self._scalar_checked(T.add(left, right) if sym == "+" else T.sub(left, right), node)

@@ -373,17 +373,23 @@ def explicit(rows: list[list[Term]]) -> Term:
 def add(*terms: Term) -> Term:
     if len(terms) < 2:
         raise ValueError("a sum needs two or more terms")
-    first = terms[0]
-    for t in terms[1:]:
-        if t.shape != first.shape:
-            raise ShapeError(f"shapes {fmt_shape(first.shape)} and {fmt_shape(t.shape)} cannot be added")
-    return Term("add", terms, shape=first.shape)
+    return Term("add", terms, shape=_sum_shape(terms, "added"))
+
+
+def _sum_shape(terms, verb: str) -> tuple | None:
+    """The shape of a sum: all alike, or scalars and 1x1 matrices (a 1x1 matrix is a scalar)."""
+    shapes = {t.shape for t in terms}
+    if len(shapes) == 1:
+        return terms[0].shape
+    if shapes == {None, (1, 1)}:
+        return (1, 1)
+    first = terms[0].shape
+    other = next(t.shape for t in terms if t.shape != first)
+    raise ShapeError(f"shapes {fmt_shape(first)} and {fmt_shape(other)} cannot be {verb}")
 
 
 def sub(a: Term, b: Term) -> Term:
-    if a.shape != b.shape:
-        raise ShapeError(f"shapes {fmt_shape(a.shape)} and {fmt_shape(b.shape)} cannot be subtracted")
-    return Term("sub", (a, b), shape=a.shape)
+    return Term("sub", (a, b), shape=_sum_shape((a, b), "subtracted"))
 
 
 def neg(a: Term) -> Term:
