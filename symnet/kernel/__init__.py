@@ -360,7 +360,7 @@ def compare(a: NF, b: NF, at_kinks: bool = True, quick: bool = False) -> tuple[b
             return True, "normal forms agree up to scalar identities", False
         if scalar.entrywise_zero(d, at_kinks) or scalar.functions_zero(a, b, at_kinks) or scalar.lifted_zero(
                 a, b, at_kinks):
-            return True, "normal forms agree by cases on the kinks", False
+            return True, "normal forms agree up to a scalar identity (decided by cases where it has kinks)", False
         return False, "normal forms differ", d.is_rational_function() and not d.has(sp.Function)
     hard = []
     for w in set(a.terms) | set(b.terms):

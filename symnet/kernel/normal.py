@@ -947,7 +947,8 @@ def nf_term(x: NF) -> Term:
     out = []
     for w, c in clean(x).terms.items():
         if any(isinstance(s, sp.Dummy) or s.is_integer for s in c.free_symbols):
-            raise Unsupported("a second derivative through a trace of the variable")
+            raise Unsupported("a second derivative through a scalar that depends on the variable "
+                              "(a trace or a 1x1 product)")
         factors = [] if c == 1 else [reader(c)]
         for atom in w:
             kind = atom[0]
