@@ -31,6 +31,7 @@ from typing import Any
 
 from .deriv import MAX_FILE_CHARS, DerivError, DerivFile, decode, parse
 from .derivation import Chain, ChainBuilder, Derivation, Step
+from .display import tex_text as _tex  # the one LaTeX text escaper
 from .errors import ShapeError, SymnetError
 from .kernel import PROVED, REFUTED, UNPROVED, Check, Context
 from .kernel import terms as T
@@ -681,14 +682,6 @@ def report_text(report: Report, verbose: bool = False) -> str:
 
 # ---------------------------------------------------------------------------
 # LaTeX and PDF
-
-
-def _tex(s: str) -> str:
-    for a, b in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("$", r"\$"),
-                 ("#", r"\#"), ("_", r"\_"), ("{", r"\{"), ("}", r"\}"), ("^", r"\^{}"),
-                 ("~", r"\~{}")):
-        s = s.replace(a, b)
-    return "".join(ch if ord(ch) < 128 else "?" for ch in s)
 
 
 def derivation_block(result: FileResult) -> str:

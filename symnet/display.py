@@ -114,11 +114,18 @@ def esc(text: Any) -> str:
     return html.escape(str(text), quote=True)
 
 
-_TEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
-                "{": r"\{", "}": r"\}", "^": r"\^{}", "~": r"\~{}"}
-_TEX_UNICODE = {"✓": r"$\checkmark$", "✗": r"$\times$", "⊙": r"$\odot$", "×": r"$\times$", "≠": r"$\ne$",
-                "≤": r"$\le$", "≥": r"$\ge$", "→": r"$\to$", "–": "--", "—": "---", "σ": r"$\sigma$",
-                "δ": r"$\delta$", "λ": r"$\lambda$", "α": r"$\alpha$", "’": "'", "…": r"\dots{}"}
+_TEX_SPECIAL = {
+    "\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+    "{": r"\{", "}": r"\}", "^": r"\^{}", "~": r"\~{}", "<": r"\textless{}", ">": r"\textgreater{}",
+    "|": r"\textbar{}",
+}
+_TEX_UNICODE = {
+    "\u2013": "--", "\u2014": "---", "\u2018": "`", "\u2019": "'", "\u201c": "``", "\u201d": "''",
+    "\u2026": r"\dots{}", "\u00d7": r"$\times$", "\u2264": r"$\le$", "\u2265": r"$\ge$",
+    "\u2260": r"$\ne$", "\u2192": r"$\to$", "\u221e": r"$\infty$", "\u2208": r"$\in$",
+    "\u2299": r"$\odot$", "\u00b1": r"$\pm$", "\u2713": r"$\checkmark$", "\u2717": r"$\times$",
+    "\u03c3": r"$\sigma$", "\u03b4": r"$\delta$", "\u03bb": r"$\lambda$", "\u03b1": r"$\alpha$",
+}
 
 
 def tex_text(text: str) -> str:

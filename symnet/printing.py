@@ -27,6 +27,7 @@ from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
 from sympy.matrices.expressions.hadamard import HadamardPower, HadamardProduct
 
 from .activations import describe, describe_derivative
+from .display import tex_text as _tex_escape  # the one LaTeX text escaper
 from .kernel.printer import text as term_text
 from .kernel.terms import Term
 
@@ -523,13 +524,6 @@ def reason_text(reason: str, names: dict[str, str]) -> str:
 def _text_names(derivation: Any) -> dict[str, str]:
     """Matrix names whose plain-text form differs from the name (``W'_{1}``)."""
     return {name: text_name(name) for name in _matrix_names(derivation) if text_name(name) != name}
-
-
-def _tex_escape(s: str) -> str:
-    for a, b in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("$", r"\$"),
-                 ("#", r"\#"), ("_", r"\_"), ("{", r"\{"), ("}", r"\}"), ("^", r"\^{}"), ("~", r"\~{}")):
-        s = s.replace(a, b)
-    return s
 
 
 def _where_text(chain: Any, printer: ExprPrinter) -> str:

@@ -52,6 +52,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .display import tex_text as tex_escape  # the one LaTeX text escaper
 from .errors import SymnetError
 
 KERNEL, EXACT, NUMERIC, INFO = "kernel", "exact", "numeric", "info"
@@ -98,32 +99,6 @@ def parse_claims(text: str) -> tuple[str, ...]:
 # ---------------------------------------------------------------------------
 # Markup: plain text in which $...$ is LaTeX math
 
-
-_TEX_SPECIAL = {
-    "\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
-    "{": r"\{", "}": r"\}", "^": r"\^{}", "~": r"\~{}", "<": r"\textless{}", ">": r"\textgreater{}", "|": r"\textbar{}",
-}
-_UNICODE_TEX = {
-    "\u2013": "--", "\u2014": "---", "\u2018": "`", "\u2019": "'", "\u201c": "``", "\u201d": "''",
-    "\u2026": r"\dots{}", "\u00d7": r"$\times$", "\u2264": r"$\le$", "\u2265": r"$\ge$",
-    "\u2260": r"$\ne$", "\u2192": r"$\to$", "\u221e": r"$\infty$", "\u2208": r"$\in$",
-    "\u2299": r"$\odot$", "\u00b1": r"$\pm$",
-}
-
-
-def tex_escape(text: str) -> str:
-    """Plain text as LaTeX text (special characters escaped, a few Unicode signs mapped)."""
-    out = []
-    for ch in text:
-        if ch in _TEX_SPECIAL:
-            out.append(_TEX_SPECIAL[ch])
-        elif ch in _UNICODE_TEX:
-            out.append(_UNICODE_TEX[ch])
-        elif ord(ch) < 128:
-            out.append(ch)
-        else:
-            out.append("?")
-    return "".join(out)
 
 
 _NETWORK_CODE = re.compile(r"Network\.dense\(\s*\[([^\]]*)\]\s*(?:,\s*(\[[^\]]*\]|'[^']*'|\"[^\"]*\"|[A-Za-z_]+)\s*)?\)")
