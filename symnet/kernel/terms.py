@@ -215,37 +215,30 @@ def const(name: str) -> Term:
     return Term("const", value=name)
 
 
-class PositiveName(str):
+class _DeclaredName(str):
+    """A name that carries a declared property: equal only to a name with the same one,
+    so ``p`` declared positive and a plain ``p`` are different symbols."""
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and str.__eq__(self, other)
+
+    def __ne__(self, other: object) -> bool:
+        return not self == other
+
+    def __hash__(self) -> int:
+        return hash((type(self).__name__, str(self)))
+
+    def __reduce__(self):
+        return (type(self), (str(self),))
+
+
+class PositiveName(_DeclaredName):
     """The name of a scalar declared positive (``sympy.Symbol("p", positive=True)``):
     the kernel may use ``p > 0`` and the judge samples it positive."""
 
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, PositiveName) and str.__eq__(self, other)
 
-    def __ne__(self, other: object) -> bool:
-        return not self == other
-
-    def __hash__(self) -> int:
-        return hash(("positive", str(self)))
-
-    def __reduce__(self):
-        return (PositiveName, (str(self),))
-
-
-class InvertibleName(str):
+class InvertibleName(_DeclaredName):
     """The name of a square matrix declared invertible (``matrix A: n x n invertible``)."""
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, InvertibleName) and str.__eq__(self, other)
-
-    def __ne__(self, other: object) -> bool:
-        return not self == other
-
-    def __hash__(self) -> int:
-        return hash(("invertible", str(self)))
-
-    def __reduce__(self):
-        return (InvertibleName, (str(self),))
 
 
 def scalar(name: str, positive: bool = False) -> Term:
