@@ -81,7 +81,7 @@ def entrywise(quick: bool) -> list[dict]:
     import sympy as sp
 
     from symnet import Network
-    from symnet.explicit import collapse_entries
+    from symnet.networks.explicit import collapse_entries
 
     width, depth = 3, 5
 
@@ -108,9 +108,9 @@ def entrywise(quick: bool) -> list[dict]:
 
 def gradient_targets(quick: bool) -> list[dict]:
     try:
-        from symnet.backprop import gradients
+        from symnet.networks.backprop import gradients
     except ImportError:
-        return [row("3/4 gradients", "symnet.backprop not available", 0.0, "-", False)]
+        return [row("3/4 gradients", "symnet.networks.backprop not available", 0.0, "-", False)]
     import numpy as np
     import sympy as sp
 

@@ -1,8 +1,8 @@
 """C1 for every depth: the general n-layer statement by induction, and deep stacks collapsed."""
 
-from symnet.collapse import collapse, induction
-from symnet.composer import Network
-from symnet.proofs import NUMERIC, Section, sci
+from symnet.networks.collapse import collapse, induction
+from symnet.networks.composer import Network
+from symnet.notes.proofs import NUMERIC, Section, sci
 
 CLAIM = "C1"
 TITLE = "Identity activations: a stack of layers is one affine map"
@@ -42,7 +42,7 @@ def run() -> Section:
         ["depth", "derivation", "kernel steps", "verdict", "NumPy trials / max error"],
         rows,
         "Stacks of identity layers with symbolic widths $n_0, \\ldots, n_L$, collapsed by "
-        "symnet.collapse: every step is decided by the kernel; the last column compares "
+        "symnet.networks.collapse: every step is decided by the kernel; the last column compares "
         "$\\mathbf{x}\\mathbf{W}'+\\mathbf{b}'$ with a plain NumPy forward pass on random "
         "sizes and weights.",
         kind=NUMERIC, ok=ok,

@@ -1,9 +1,9 @@
 """C2 for every depth: affine layers f(z) = a z + c collapse, with W' and b' in closed form."""
 
-from symnet.collapse import collapse, induction
-from symnet.composer import Network
-from symnet.printing import latex
-from symnet.proofs import NUMERIC, Section, sci
+from symnet.networks.collapse import collapse, induction
+from symnet.networks.composer import Network
+from symnet.notes.proofs import NUMERIC, Section, sci
+from symnet.render.printing import latex
 
 CLAIM = "C2"
 TITLE = "Affine activations collapse too"

@@ -2,11 +2,11 @@
 
 import sympy as sp
 
-from symnet import activations
-from symnet.collapse import collapse
-from symnet.composer import Network, matadd, matmul
 from symnet.kernel import REFUTED, Context
-from symnet.proofs import NUMERIC, Section, sci
+from symnet.networks import activations
+from symnet.networks.collapse import collapse
+from symnet.networks.composer import Network, matadd, matmul
+from symnet.notes.proofs import NUMERIC, Section, sci
 
 CLAIM = "C3"
 TITLE = "Linear networks cannot represent a nonlinear function"
@@ -88,7 +88,7 @@ def run() -> Section:
         "Witnesses, one per nonlinear catalogue activation: a 2-3-1 network (the activation in the "
         "hidden layer, a linear output layer) with seeded weights and inputs "
         "$\\mathbf{a}, \\mathbf{b}$ where the affine identity fails; each found by "
-        "symnet.collapse and recomputed at 50 digits. By the identity above, no linear "
+        "symnet.networks.collapse and recomputed at 50 digits. By the identity above, no linear "
         "network, of any depth, computes any of these functions.",
         kind=NUMERIC, ok=ok,
     )

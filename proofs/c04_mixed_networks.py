@@ -1,8 +1,8 @@
 """C4: in a mixed network each maximal run of affine layers collapses; the whole does not."""
 
-from symnet.collapse import collapse
-from symnet.composer import Network
-from symnet.proofs import NUMERIC, Section, sci
+from symnet.networks.collapse import collapse
+from symnet.networks.composer import Network
+from symnet.notes.proofs import NUMERIC, Section, sci
 
 CLAIM = "C4"
 TITLE = "A linear output layer is fine if another layer is nonlinear"
@@ -28,7 +28,7 @@ def _runs(result) -> str:
 def run() -> Section:
     s = Section(CLAIM, TITLE, STATEMENT)
     s.text(
-        "symnet.collapse finds the maximal runs of affine layers, collapses each one with a "
+        "symnet.networks.collapse finds the maximal runs of affine layers, collapses each one with a "
         "kernel-checked derivation, and looks for a witness that the whole network is not affine. "
         "The network below has a relu in its third layer and a linear output layer: layers 1-2 "
         "collapse to one affine map of $\\mathbf{x}$, layer 4 is already one, and layer 3 "

@@ -3,10 +3,10 @@
 import numpy as np
 import sympy as sp
 
-from symnet.backprop import gradients
-from symnet.composer import Network, matadd, matmul
 from symnet.kernel import Context, Grad
-from symnet.proofs import NUMERIC, Section, sci
+from symnet.networks.backprop import gradients
+from symnet.networks.composer import Network, matadd, matmul
+from symnet.notes.proofs import NUMERIC, Section, sci
 
 CLAIM = "C5"
 TITLE = "A linear network is least-squares linear regression"
@@ -87,7 +87,7 @@ def run() -> Section:
         rows,
         f"Seeded data (seed {SEED}): $N = {N}$ points in $\\mathbb{{R}}^3$ with a noisy linear "
         f"target. The network was trained by gradient descent ({steps} steps) with the gradients "
-        "of symnet.backprop, then collapsed to $\\mathbf{W}' = \\mathbf{W}_1\\mathbf{W}_2\\mathbf{W}_3$ "
+        "of symnet.networks.backprop, then collapsed to $\\mathbf{W}' = \\mathbf{W}_1\\mathbf{W}_2\\mathbf{W}_3$ "
         "and $\\mathbf{b}'$; the ordinary least-squares solution comes from "
         "$\\mathbf{A}^\\top\\mathbf{A}\\boldsymbol{\\beta} = \\mathbf{A}^\\top\\mathbf{y}$.",
         kind=NUMERIC, ok=gap < 1e-6 and abs(loss_net - loss_ols) < 1e-9 * max(1.0, loss_ols),

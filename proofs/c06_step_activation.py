@@ -3,13 +3,13 @@
 import numpy as np
 import sympy as sp
 
-from symnet import activations, properties
-from symnet.activations import Activation
-from symnet.backprop import gradients
-from symnet.composer import Network, matmul
-from symnet.deriv import unspecified_function
 from symnet.kernel import Context
-from symnet.proofs import EXACT, NUMERIC, Section, Series, plot, sci
+from symnet.networks import activations, properties
+from symnet.networks.activations import Activation
+from symnet.networks.backprop import gradients
+from symnet.networks.composer import Network, matmul
+from symnet.notes.deriv import unspecified_function
+from symnet.notes.proofs import EXACT, NUMERIC, Section, Series, plot, sci
 
 CLAIM = "C6"
 TITLE = "A step activation cannot be trained by gradients"
@@ -38,7 +38,7 @@ def run() -> Section:
     )
     kinks = properties.nondifferentiable(step)
     s.fact(
-        "symnet.properties derives $\\operatorname{step}' = "
+        "symnet.networks.properties derives $\\operatorname{step}' = "
         f"{sp.latex(properties.derivative(step))}$ off its one jump, at $z = "
         f"{', '.join(sp.latex(k.point) for k in kinks)}$",
         properties.derivative(step) == 0 and [k.point for k in kinks] == [0] and kinks[0].jump,

@@ -6,9 +6,9 @@ import math
 import numpy as np
 import sympy as sp
 
-from symnet import activations, properties
-from symnet.activations import Z
-from symnet.proofs import EXACT, NUMERIC, Section
+from symnet.networks import activations, properties
+from symnet.networks.activations import Z
+from symnet.notes.proofs import EXACT, NUMERIC, Section
 
 CLAIM = "C7"
 TITLE = "Continuous, differentiable, bounded: the catalogue derived"
@@ -75,7 +75,7 @@ def numeric_range_check(act, r, zs: np.ndarray) -> tuple[bool, float]:
 def run() -> Section:
     s = Section(CLAIM, TITLE, STATEMENT)
     s.text(
-        "symnet.properties derives each property from the activation's formula, never from a "
+        "symnet.networks.properties derives each property from the activation's formula, never from a "
         "typed-in table: the real line is cut at the breakpoints of the formula, one-sided "
         "limits and limits at $\\pm\\infty$ come from sympy.limit, continuity order from "
         "comparing one-sided limits of $f, f', f'', \\ldots$ at every breakpoint. Where SymPy "
@@ -107,7 +107,7 @@ def run() -> Section:
         ["activation", "range $f(\\mathbb{R})$", "continuity", "not differentiable at",
          "bounded", "sampled"],
         rows,
-        "Derived by symnet.properties (rows marked * rest partly on the confirmed numeric sign "
+        "Derived by symnet.networks.properties (rows marked * rest partly on the confirmed numeric sign "
         "analysis). The last column is an independent numeric check: $f$ sampled at "
         f"{len(zs)} seeded points of $[-10^4, 10^4]$ stays inside the derived range and comes "
         "within $10^{-3}$ of each finite end.",
@@ -146,7 +146,7 @@ def run() -> Section:
         "Continuous, differentiable everywhere and bounded: " + ", ".join(usable) + ". "
         "The claim is the classic textbook requirement; the table also shows that it is "
         "stronger than what practice needs: relu and its relatives are unbounded and have a "
-        "kink at 0, and backprop uses a subgradient there (symnet.properties records the "
+        "kink at 0, and backprop uses a subgradient there (symnet.networks.properties records the "
         "convention it derives)."
     )
     return s

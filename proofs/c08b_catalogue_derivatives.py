@@ -5,11 +5,11 @@ import numpy as np
 import sympy as sp
 from sympy.core.relational import Relational
 
-from symnet import activations, properties
-from symnet.activations import LAMBDIFY_NUMPY, Z
 from symnet.kernel import PROVED, Context
-from symnet.proofs import EXACT, NUMERIC, Section, sci
-from symnet.properties import Y
+from symnet.networks import activations, properties
+from symnet.networks.activations import LAMBDIFY_NUMPY, Z
+from symnet.networks.properties import Y
+from symnet.notes.proofs import EXACT, NUMERIC, Section, sci
 
 CLAIM = "C8"
 TITLE = "The derivatives backprop uses"
@@ -71,7 +71,7 @@ def finite_difference_error(act, d: sp.Expr, zs: np.ndarray, h: float = 1e-6) ->
 def run() -> Section:
     s = Section(CLAIM, TITLE, STATEMENT)
     s.text(
-        "For every activation of the catalogue: $f'$ derived by symnet.properties (SymPy's "
+        "For every activation of the catalogue: $f'$ derived by symnet.networks.properties (SymPy's "
         "derivative of each piece, with the subgradient convention at a kink); $f'$ written in "
         "the output $y = f(z)$ where symnet finds such a form; the kernel's verdict on "
         "$f'(z) = g(f(z))$; and the largest relative difference between $f'$ and a central "

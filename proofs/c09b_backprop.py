@@ -2,11 +2,11 @@
 
 import numpy as np
 
-from symnet.activations import Activation
-from symnet.backprop import gradients
-from symnet.composer import Network
-from symnet.deriv import unspecified_function
-from symnet.proofs import NUMERIC, Section, sci
+from symnet.networks.activations import Activation
+from symnet.networks.backprop import gradients
+from symnet.networks.composer import Network
+from symnet.notes.deriv import unspecified_function
+from symnet.notes.proofs import NUMERIC, Section, sci
 
 CLAIM = "C9"
 TITLE = "Backpropagation: the delta recursion"
@@ -69,7 +69,7 @@ def run() -> Section:
         "Concrete networks: the derivation of every gradient is proved by the kernel, then the "
         "compiled gradients are compared with finite differences at a seeded point (batch of 4; "
         "entries checked, largest relative error) and by the Taylor-remainder test, whose "
-        "fitted order is 2 for a right gradient and 1 for a wrong one (symnet.gradcheck).",
+        "fitted order is 2 for a right gradient and 1 for a wrong one (symnet.testing.gradcheck).",
         kind=NUMERIC, ok=ok,
     )
     return s

@@ -3,10 +3,10 @@
 import numpy as np
 import sympy as sp
 
-from symnet import activations, properties
-from symnet.activations import Z
-from symnet.composer import Network
-from symnet.proofs import EXACT, NUMERIC, Section, Series, plot, sci
+from symnet.networks import activations, properties
+from symnet.networks.activations import Z
+from symnet.networks.composer import Network
+from symnet.notes.proofs import EXACT, NUMERIC, Section, Series, plot, sci
 
 CLAIM = "C10"
 TITLE = "Two layers with a squashing activation approximate any continuous function"
@@ -65,7 +65,7 @@ def run() -> Section:
     squashing = [n.replace("_", " ") for n in activations.names()
                  if properties.squashing(activations.lookup(n).bind())]
     s.fact(
-        "symnet.properties classifies the catalogue: the squashing functions are "
+        "symnet.networks.properties classifies the catalogue: the squashing functions are "
         + ", ".join(squashing),
         "sigmoid" in squashing and "tanh" not in squashing, kind=EXACT,
     )

@@ -6,11 +6,11 @@ import numpy as np
 import sympy as sp
 import sympy.combinatorics
 
-from symnet.backprop import gradients
-from symnet.collapse import collapse
-from symnet.composer import Network
 from symnet.kernel import Context
-from symnet.proofs import NUMERIC, Section, sci
+from symnet.networks.backprop import gradients
+from symnet.networks.collapse import collapse
+from symnet.networks.composer import Network
+from symnet.notes.proofs import NUMERIC, Section, sci
 
 CLAIM = "C11"
 TITLE = "A linear bottleneck network does what PCA does"
@@ -99,7 +99,7 @@ def run() -> Section:
         f"Seeded data (seed {SEED}): $N = {N}$ centred points near a plane in $\\mathbb{{R}}^3$. "
         "The reconstruction error is the sum over points of $\\|\\mathbf{x} - F(\\mathbf{x})\\|^2$. "
         "The network was trained from a seeded random start by gradient descent with momentum, "
-        "using the gradients of symnet.backprop (target = input); it reaches PCA's error, its "
+        "using the gradients of symnet.networks.backprop (target = input); it reaches PCA's error, its "
         "product $\\mathbf{W}_1\\mathbf{W}_2$ has rank 2 (third singular value at round-off), and "
         "it projects onto PCA's plane (spectral norm of the difference of the projectors).",
         kind=NUMERIC,

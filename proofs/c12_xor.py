@@ -5,10 +5,10 @@ import itertools
 import numpy as np
 import sympy as sp
 
-from symnet.activations import Z
-from symnet.composer import Network
 from symnet.kernel import PROVED, Context
-from symnet.proofs import EXACT, NUMERIC, Section, Series, plot, sci
+from symnet.networks.activations import Z
+from symnet.networks.composer import Network
+from symnet.notes.proofs import EXACT, NUMERIC, Section, Series, plot, sci
 
 CLAIM = "C12"
 TITLE = "XOR: a linear network cannot draw a nonlinear decision boundary"

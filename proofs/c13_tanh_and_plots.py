@@ -4,11 +4,11 @@ import mpmath
 import numpy as np
 import sympy as sp
 
-from symnet import activations, properties
-from symnet.activations import LAMBDIFY_NUMPY, Z
-from symnet.composer import apply_elementwise
-from symnet.numeric import Evaluator
-from symnet.proofs import EXACT, NUMERIC, Section, Series, plot, sci
+from symnet.networks import activations, properties
+from symnet.networks.activations import LAMBDIFY_NUMPY, Z
+from symnet.networks.composer import apply_elementwise
+from symnet.networks.numeric import Evaluator
+from symnet.notes.proofs import EXACT, NUMERIC, Section, Series, plot, sci
 
 CLAIM = "C13"
 TITLE = "tanh squashes elementwise into (-1, 1)"
@@ -40,7 +40,7 @@ def run() -> Section:
     tanh = activations.lookup("tanh").bind()
     r = properties.value_range(tanh)
     s.fact(
-        "symnet.properties derives the range of tanh: the open interval "
+        "symnet.networks.properties derives the range of tanh: the open interval "
         f"$({sp.latex(r.lower)}, {sp.latex(r.upper)})$, neither end attained",
         r.lower == -1 and r.upper == 1 and not r.lower_closed and not r.upper_closed, kind=EXACT,
     )

@@ -2,9 +2,9 @@
 
 import numpy as np
 
-from symnet.backprop import gradients
-from symnet.composer import Network
-from symnet.proofs import NUMERIC, Section, sci
+from symnet.networks.backprop import gradients
+from symnet.networks.composer import Network
+from symnet.notes.proofs import NUMERIC, Section, sci
 
 CLAIM = "C14"
 TITLE = "Synthetic gradients from a linear predictor"

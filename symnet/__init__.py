@@ -13,19 +13,17 @@ The names are imported on first use (PEP 562), so ``import symnet.cli`` for
 from __future__ import annotations
 
 import importlib
-import sys
-import types
 from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"
 
 #: public name -> the submodule that defines it
 _LAZY = {
-    "gradients": "backprop",
-    "collapse": "collapse",
-    "induction": "collapse",
-    "Network": "composer",
-    "Derivation": "derivation",
+    "gradients": "networks.backprop",
+    "collapse": "networks.collapse",
+    "induction": "networks.collapse",
+    "Network": "networks.composer",
+    "Derivation": "notes.derivation",
     "ShapeError": "errors",
     "SpecError": "errors",
     "SymnetError": "errors",
@@ -68,28 +66,10 @@ def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_LAZY))
 
 
-class _Package(types.ModuleType):
-    """``symnet.collapse`` is the function even after the submodule ``symnet.collapse`` loads.
-
-    Importing a submodule binds it as an attribute of the package; for a public name that
-    is also a submodule's name (``collapse``) the function is bound instead, as the eager
-    ``from .collapse import collapse`` did.
-    """
-
-    def __setattr__(self, name: str, value) -> None:
-        if (isinstance(value, types.ModuleType) and _LAZY.get(name) == name
-                and value.__name__ == f"{__name__}.{name}" and hasattr(value, name)):
-            value = getattr(value, name)
-        super().__setattr__(name, value)
-
-
-sys.modules[__name__].__class__ = _Package
-
-
 if TYPE_CHECKING:  # for type checkers and editors
-    from .backprop import gradients
-    from .collapse import collapse, induction
-    from .composer import Network
-    from .derivation import Derivation
-    from .errors import ShapeError, SpecError, SymnetError
-    from .kernel import PROVED, REFUTED, UNPROVED, Context, Grad, check
+    from symnet.errors import ShapeError, SpecError, SymnetError
+    from symnet.kernel import PROVED, REFUTED, UNPROVED, Context, Grad, check
+    from symnet.networks.backprop import gradients
+    from symnet.networks.collapse import collapse, induction
+    from symnet.networks.composer import Network
+    from symnet.notes.derivation import Derivation

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .kernel.errors import BudgetError, ShapeError, SymnetError
+from symnet.kernel.errors import BudgetError, ShapeError, SymnetError
 
 
 class SpecError(SymnetError):

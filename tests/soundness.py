@@ -609,7 +609,7 @@ def to_sympy(t: Any, definitions: dict, memo: dict | None = None, env: tuple | N
         if t.shape is None:
             out = body.xreplace({_REF_Z: arg})
         else:
-            from symnet.composer import elementwise
+            from symnet.networks.composer import elementwise
 
             out = elementwise(sp.Lambda(_REF_Z, body), arg)
     elif op == "ones":
@@ -821,7 +821,7 @@ class Recorder:
         self.verdicts: list[str] = []
 
     def __enter__(self) -> Recorder:
-        import symnet.derivation as dmod
+        import symnet.notes.derivation as dmod
 
         self._module = dmod
         self._original = original = dmod.ChainBuilder.step
@@ -898,7 +898,7 @@ class DerivStep:
 
 def deriv_steps(text: str, path: str = "<string>") -> list[DerivStep]:
     """Every step of a derivation file's text (which must parse)."""
-    from symnet.deriv import parse
+    from symnet.notes.deriv import parse
 
     parsed = parse(text, path)
     lines = text.replace("\r\n", "\n").split("\n")
@@ -924,8 +924,8 @@ def replay(step: DerivStep, expr: str, checker: Callable | None = None, trials: 
 
     ``checker(lhs, rhs)`` replaces the kernel (for the meta-test).
     """
-    from symnet.checkfile import check_parsed
-    from symnet.deriv import parse
+    from symnet.notes.checkfile import check_parsed
+    from symnet.notes.deriv import parse
 
     try:
         parsed = parse(step.text(expr), step.path)
@@ -966,8 +966,8 @@ def audit_deriv(steps: Iterable[DerivStep], checker: Callable | None = None, per
 
 def audit_file(text: str, path: str = "<string>", trials: int = 2) -> Audit:
     """Check a whole file with the kernel; every step it proves must be true for the judge."""
-    from symnet.checkfile import check_parsed
-    from symnet.deriv import parse
+    from symnet.notes.checkfile import check_parsed
+    from symnet.notes.deriv import parse
 
     result = Audit()
     try:

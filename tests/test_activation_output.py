@@ -17,10 +17,10 @@ import numpy as np
 import pytest
 import sympy as sp
 
-from symnet import properties as P
-from symnet.activations import SELU_ALPHA, SELU_LAMBDA, Z, names, parse_spec
+from symnet.cli import activations as C
 from symnet.cli import main
-from symnet.commands import activations as C
+from symnet.networks import properties as P
+from symnet.networks.activations import SELU_ALPHA, SELU_LAMBDA, Z, names, parse_spec
 
 LAMBDA_DIGITS = "1.0507009873554804934193349852946"
 ALPHA_DIGITS = "1.6732632423543772848170429916717"

@@ -23,10 +23,10 @@ import sympy as sp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from symnet import activations as A
-from symnet.activations import Z, parse_spec
 from symnet.cli import main
 from symnet.errors import SpecError
+from symnet.networks import activations as A
+from symnet.networks.activations import Z, parse_spec
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -447,7 +447,7 @@ def test_cli_plot_without_matplotlib_says_how_to_install(tmp_path, capsys, monke
 
 
 def test_command_module_imports_no_plotting_library():
-    code = "import sys, symnet.commands.activations; print('matplotlib' in sys.modules)"
+    code = "import sys, symnet.cli.activations; print('matplotlib' in sys.modules)"
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True
     )

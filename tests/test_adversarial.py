@@ -29,12 +29,12 @@ import pytest
 import sympy as sp
 
 import symnet
-import symnet.activations as acts
 import symnet.kernel as K
+import symnet.networks.activations as acts
 from symnet import Network
-from symnet.checkfile import check_text
 from symnet.kernel import Check, Context, Grad, issued
 from symnet.kernel import terms as T
+from symnet.notes.checkfile import check_text
 
 PROVED, REFUTED, UNPROVED = "proved", "refuted", "unproved"
 

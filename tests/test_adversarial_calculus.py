@@ -24,7 +24,7 @@ import mpmath
 import numpy as np
 import pytest
 
-from symnet.checkfile import check_text
+from symnet.notes.checkfile import check_text
 
 mpmath.mp.dps = 40
 MP = mpmath.mpf

@@ -6,7 +6,7 @@ checker must never prove a false step nor refute a true one."""
 import numpy as np
 import pytest
 
-from symnet.checkfile import check_text
+from symnet.notes.checkfile import check_text
 
 N = 3
 RNG = np.random.default_rng(12345)

@@ -14,13 +14,13 @@ import sympy as sp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from symnet import losses
-from symnet.activations import Z
-from symnet.backprop import gradients
 from symnet.cli import main
-from symnet.composer import Network
 from symnet.errors import SpecError, SymnetError
 from symnet.kernel import Context, Grad
+from symnet.networks import losses
+from symnet.networks.activations import Z
+from symnet.networks.backprop import gradients
+from symnet.networks.composer import Network
 
 from .soundness import mutants
 
@@ -172,7 +172,7 @@ def test_step_network_gradients_vanish_almost_everywhere():
 
 
 def test_expressions_follow_the_delta_recursion():
-    from symnet import printing
+    from symnet.render import printing
 
     g = gradients(Network.dense([2, 3, 3, 1], ["tanh", "relu", "sigmoid"]), "sse")
     text = {k: printing.text(v) for k, v in g.expressions.items()}
@@ -189,7 +189,7 @@ def test_expressions_follow_the_delta_recursion():
 
 
 def test_constant_derivatives_become_scalars():
-    from symnet import printing
+    from symnet.render import printing
 
     g = gradients(Network.dense([2, 2, 2], ["affine(a=3, c=1)", "identity"]), "sse")
     defs = {s.name: printing.text(e) for s, e in g.definitions.items()}
@@ -375,7 +375,7 @@ def test_cli_latex_markdown_and_file(capsys, tmp_path):
 
 
 def test_cli_exit_1_when_the_derivative_is_wrong(capsys, monkeypatch):
-    import symnet.backprop as backprop
+    import symnet.networks.backprop as backprop
 
     real = backprop.gradients
     wrong = lambda act: sp.Lambda(Z, 1 - sp.tanh(Z))  # noqa: E731

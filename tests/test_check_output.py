@@ -89,9 +89,9 @@ def test_reasons_with_names_are_math(capsys, tmp_path):
 
 
 def _refuted_item():
-    from symnet.derivation import ChainBuilder, Derivation
     from symnet.kernel import Context
-    from symnet.proofs import derivation_item
+    from symnet.notes.derivation import ChainBuilder, Derivation
+    from symnet.notes.proofs import derivation_item
 
     A, B = sp.MatrixSymbol("A", 2, 2), sp.MatrixSymbol("B", 2, 2)
     b = ChainBuilder(Context(), A * B)
@@ -108,7 +108,7 @@ def test_book_shows_counterexamples_and_keeps_where_blocks():
 
 def test_book_latex(tmp_path):
     from symnet import Network, gradients
-    from symnet.proofs import Report, derivation_item, markup_latex, report_latex
+    from symnet.notes.proofs import Report, derivation_item, markup_latex, report_latex
 
     g = gradients(Network.dense([2, 3, 1], "tanh"))
     item = derivation_item(g.derivation)
@@ -123,7 +123,7 @@ def test_book_latex(tmp_path):
 
 def test_book_singular_summary():
     from symnet.kernel import Context
-    from symnet.proofs import Section
+    from symnet.notes.proofs import Section
 
     A = sp.MatrixSymbol("A", 2, 3)
     s = Section("C1", "t", "s")

@@ -12,15 +12,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from symnet import kernel
-from symnet.checkfile import (
+from symnet.cli import main
+from symnet.errors import SymnetError
+from symnet.notes.checkfile import (
     Report,
     check_file,
     check_paths,
     check_text,
     markdown_source,
 )
-from symnet.cli import main
-from symnet.errors import SymnetError
 
 HERE = Path(__file__).parent
 EXAMPLES = HERE / "deriv"

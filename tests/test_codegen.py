@@ -6,10 +6,10 @@ import sympy as sp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from symnet.backprop import gradients
-from symnet.codegen import CodegenError, Program, ScalarPrinter
-from symnet.composer import Network
 from symnet.errors import ShapeError, SymnetError
+from symnet.networks.backprop import gradients
+from symnet.networks.codegen import CodegenError, Program, ScalarPrinter
+from symnet.networks.composer import Network
 
 
 def test_source_has_named_intermediates_and_reuses_activations():
@@ -130,7 +130,7 @@ def test_a_nonlinear_function_of_a_batch_sum_is_refused():
     x, A, L = sp.MatrixSymbol("x", 1, 2), sp.MatrixSymbol("A", 2, 2), sp.MatrixSymbol("L", 1, 1)
     s = sp.MatrixSymbol("s", 2, 2)
     exp = sp.Lambda(sp.Symbol("u"), sp.exp(sp.Symbol("u")))
-    from symnet.composer import elementwise
+    from symnet.networks.composer import elementwise
 
     program = Program([x], [A], [], [(s, sp.MatMul(sp.Transpose(x), x)), (L, sp.MatMul(x, A, sp.Transpose(x)))],
                       {"A": elementwise(exp, s)}, L)
@@ -192,7 +192,7 @@ def test_property_a_batch_is_the_sum_of_its_rows(widths, spec, loss, batch):
 def test_exec_sees_only_generated_source():
     import inspect
 
-    import symnet.codegen as codegen
+    import symnet.networks.codegen as codegen
 
     text = inspect.getsource(codegen)
     assert text.count("exec(") == 1 and "def _exec_generated" in text

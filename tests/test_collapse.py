@@ -7,10 +7,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from symnet import Network, collapse
-from symnet.collapse import induction
 from symnet.kernel import PROVED
-from symnet.numeric import Evaluator
-from symnet.printing import text
+from symnet.networks.collapse import induction
+from symnet.networks.numeric import Evaluator
+from symnet.render.printing import text
 
 
 def test_three_layer_chain_is_exactly_the_textbook_chain():

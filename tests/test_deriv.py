@@ -10,15 +10,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from symnet.deriv import (
+from symnet.errors import SymnetError
+from symnet.kernel import terms as T
+from symnet.notes.deriv import (
     MAX_DEPTH,
     DerivError,
     decode,
     parse,
 )
-from symnet.errors import SymnetError
-from symnet.kernel import terms as T
-from symnet.printing import sstr
+from symnet.render.printing import sstr
 
 FUZZ = settings(max_examples=200, derandomize=True, deadline=None,
                 suppress_health_check=[HealthCheck.too_slow])

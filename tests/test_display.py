@@ -1,4 +1,4 @@
-"""Rich displays (symnet.display): Jupyter HTML/Markdown/LaTeX with verdict marks, short reprs."""
+"""Rich displays (symnet.render.display): Jupyter HTML/Markdown/LaTeX with verdict marks, short reprs."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import pytest
 import sympy as sp
 
 from symnet import Context, Network, gradients
-from symnet.checkfile import check_text
-from symnet.derivation import ChainBuilder, Derivation
-from symnet.display import reason_latex
+from symnet.notes.checkfile import check_text
+from symnet.notes.derivation import ChainBuilder, Derivation
+from symnet.render.display import reason_latex
 
 VOID = {"br", "hr", "img", "input", "meta", "link", "col", "wbr"}
 
@@ -140,7 +140,8 @@ def test_gradcheck_and_network_displays(backprop):
 
 
 def test_helpers_for_other_results(backprop):
-    from symnet import collapse, display
+    from symnet import collapse
+    from symnet.render import display
 
     assert "✓" in well_formed(display.gradients_html(backprop))
     assert len(math_blocks(display.gradients_latex(backprop))) >= 8

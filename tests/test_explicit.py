@@ -3,8 +3,9 @@
 import pytest
 import sympy as sp
 
-from symnet import Network, explicit
+from symnet import Network
 from symnet.errors import SpecError
+from symnet.networks import explicit
 
 
 def _sympy_reference(widths, a=1, c=0):

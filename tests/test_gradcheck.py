@@ -6,11 +6,11 @@ import sympy as sp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from symnet.activations import Z
-from symnet.backprop import gradients
-from symnet.composer import Network
 from symnet.errors import SymnetError
-from symnet.gradcheck import check, check_gradients
+from symnet.networks.activations import Z
+from symnet.networks.backprop import gradients
+from symnet.networks.composer import Network
+from symnet.testing.gradcheck import check, check_gradients
 
 WRONG_TANH = lambda act: sp.Lambda(Z, 1 - sp.tanh(Z)) if act.name == "tanh" else None  # noqa: E731
 

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from symnet import Network
-from symnet.backprop import gradients
-from symnet.gradcheck import VacuousCheckWarning, check
+from symnet.networks.backprop import gradients
 from symnet.testing import SymnetAssertionError, assert_gradients_match
+from symnet.testing.gradcheck import VacuousCheckWarning, check
 
 RNG = np.random.default_rng(20240601)
 A = RNG.standard_normal((3, 5))

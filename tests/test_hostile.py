@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from symnet.checkfile import check_text
 from symnet.cli import main
+from symnet.notes.checkfile import check_text
 
 TIMEOUT = 20  # seconds: generous for a loaded CI machine; each case finishes in about one
 FAST = 10.0  # what "within seconds" means here, measured
@@ -307,7 +307,7 @@ def test_false_scalar_steps_are_refuted_within_seconds(tmp_path):
 
 
 def test_gradcheck_has_no_nan_verdicts():
-    from symnet.gradcheck import check
+    from symnet.testing.gradcheck import check
 
     A = np.array([[1.0, 2.0]])
 
@@ -319,7 +319,7 @@ def test_gradcheck_has_no_nan_verdicts():
 
 def test_cross_entropy_of_large_logits_is_finite():
     from symnet import Network
-    from symnet.backprop import gradients
+    from symnet.networks.backprop import gradients
 
     g = gradients(Network.dense([1, 2], "identity"), "xent")
     point = {"x": np.array([[1.0]]), "t": np.array([[0.5, 0.5]]), "W1": np.array([[800.0, -800.0]]),

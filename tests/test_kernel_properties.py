@@ -198,8 +198,8 @@ def test_the_trusted_base_imports_nothing_else_from_symnet():
 def test_gradient_dependence_through_a_parameter_is_never_dropped():
     import sympy as sp
 
-    from symnet import activations
-    from symnet.composer import apply_elementwise
+    from symnet.networks import activations
+    from symnet.networks.composer import apply_elementwise
 
     x, W = sp.MatrixSymbol("x", 1, 2), sp.MatrixSymbol("W", 2, 2)
     act = activations.lookup("leaky_relu").bind(alpha=sp.Trace(W))

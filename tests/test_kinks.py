@@ -20,10 +20,10 @@ import pytest
 import sympy as sp
 
 from symnet import Network
-from symnet import properties as P
-from symnet.activations import SELU_ALPHA, SELU_LAMBDA, names, parse_spec
-from symnet.backprop import gradients
 from symnet.errors import SymnetError
+from symnet.networks import properties as P
+from symnet.networks.activations import SELU_ALPHA, SELU_LAMBDA, names, parse_spec
+from symnet.networks.backprop import gradients
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 R = sp.Rational

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import pytest
 
-from symnet.checkfile import check_paths, check_text, markdown_source
 from symnet.cli import main
-from symnet.deriv import DerivError
+from symnet.notes.checkfile import check_paths, check_text, markdown_source
+from symnet.notes.deriv import DerivError
 
 #: A tiny derivation: one true step, then one false step (``B*A``).
 DERIVATION = ["matrix A: 2x2, B: 2x2", "  A*B", "= (A*B).T.T", "= B*A"]

@@ -60,7 +60,7 @@ def test_every_package_directory_is_listed_in_pyproject():
 
 
 def test_the_shipped_proof_library_is_the_clone_s_in_a_clone():
-    from symnet.proofs import shipped_directory
+    from symnet.notes.proofs import shipped_directory
 
     assert shipped_directory() == ROOT / "proofs"
     setuptools = pyproject()["tool"]["setuptools"]
@@ -163,8 +163,8 @@ def test_version_and_help_do_not_import_sympy(argv):
 
 
 def test_importing_the_pytest_plugin_does_not_import_symnet_s_maths():
-    done = python("-c", "import sys, symnet.pytest_plugin\n"
-                        "heavy = [m for m in ('sympy', 'numpy', 'symnet.kernel', 'symnet.deriv') if m in sys.modules]\n"
+    done = python("-c", "import sys, symnet.testing.pytest_plugin\n"
+                        "heavy = [m for m in ('sympy', 'numpy', 'symnet.kernel', 'symnet.notes.deriv') if m in sys.modules]\n"
                         "assert not heavy, heavy\n")
     assert done.returncode == 0, done.stderr
 
@@ -176,7 +176,7 @@ def test_a_pytest_run_without_deriv_files_does_not_import_sympy(tmp_path):
     from importlib.metadata import entry_points
 
     installed = any(ep.name == "symnet" for ep in entry_points(group="pytest11"))
-    plugin = [] if installed else ["-p", "symnet.pytest_plugin"]  # installed: loaded by its entry point
+    plugin = [] if installed else ["-p", "symnet.testing.pytest_plugin"]  # installed: loaded by its entry point
     done = python("-m", "pytest", "-q", *plugin, "-p", "no:cacheprovider",
                   "-p", "no:hypothesispytest", str(tmp_path), cwd=tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
@@ -185,7 +185,7 @@ def test_a_pytest_run_without_deriv_files_does_not_import_sympy(tmp_path):
 
 def test_the_public_api_still_imports_by_name():
     import symnet
-    import symnet.collapse  # noqa: F401 - binding the submodule must not hide the function
+    import symnet.networks.collapse  # noqa: F401 - binding the submodule must not hide the function
 
     assert callable(symnet.collapse) and callable(symnet.check) and callable(symnet.gradients)
     assert symnet.Network.__name__ == "Network"
@@ -218,8 +218,8 @@ def test_a_zero_slope_layer_in_a_longer_affine_stack(capsys, style):
 
 
 def test_an_empty_matrix_sum_is_a_shape_error_not_an_index_error():
-    from symnet.composer import matadd
     from symnet.errors import ShapeError
+    from symnet.networks.composer import matadd
 
     with pytest.raises(ShapeError):
         matadd()
@@ -318,8 +318,8 @@ def test_trials_zero_and_minus_one_give_the_same_message(capsys, monkeypatch):
 
 
 def test_loss_choices_are_shown_in_help_and_agree_with_the_library(capsys):
-    from symnet import losses
-    from symnet.commands import grad
+    from symnet.cli import grad
+    from symnet.networks import losses
 
     assert grad.LOSSES == tuple(losses.LOSSES)
     assert grad.LOSS_ALIASES == losses._ALIASES
@@ -338,9 +338,9 @@ HOSTILE_Z = [-800.0, -50.0, -1e-8, 0.0, 1e-8, 50.0, 800.0]
 def _compiled_f_and_derivative(act):
     import sympy as sp
 
-    from symnet.codegen import Program
-    from symnet.composer import elementwise
     from symnet.kernel import elementwise_derivative
+    from symnet.networks.codegen import Program
+    from symnet.networks.composer import elementwise
 
     z, y, d = (sp.MatrixSymbol(n, 1, 1) for n in ("z", "y", "d"))
     program = Program(batched=[z], parameters=[], scalars=[],
@@ -359,7 +359,7 @@ def _compiled_f_and_derivative(act):
 def _smooth_catalogue():
     import sympy as sp
 
-    from symnet.activations import CATALOGUE, parse_spec
+    from symnet.networks.activations import CATALOGUE, parse_spec
 
     out = []
     for name in CATALOGUE:
@@ -384,7 +384,7 @@ def test_compiled_activations_and_derivatives_match_50_digit_references(name, ac
     import mpmath
     import sympy as sp
 
-    from symnet.activations import Z
+    from symnet.networks.activations import Z
 
     compiled = _compiled_f_and_derivative(act)
     with mpmath.workdps(50):

@@ -20,10 +20,10 @@ from sympy.matrices.expressions.hadamard import HadamardProduct
 
 from symnet import Network, collapse
 from symnet.cli import main
-from symnet.composer import elementwise, matadd, matmul
-from symnet.losses import EXP, LOSSES, RECIPROCAL
-from symnet.numeric import Evaluator
-from symnet.printing import abbreviate, latex, text, text_name
+from symnet.networks.composer import elementwise, matadd, matmul
+from symnet.networks.losses import EXP, LOSSES, RECIPROCAL
+from symnet.networks.numeric import Evaluator
+from symnet.render.printing import abbreviate, latex, text, text_name
 
 ROOT = Path(__file__).resolve().parent.parent
 MIXED = ["--layers", "3,4,2", "--activations", "relu,identity"]

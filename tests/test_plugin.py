@@ -13,8 +13,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 #: The plugin is found through the pytest11 entry point once symnet is installed;
 #: name it explicitly when it is not (a checkout used without installing).
-_REGISTERED = any(ep.value == "symnet.pytest_plugin" for ep in entry_points(group="pytest11"))
-PLUGIN_ARGS = () if _REGISTERED else ("-p", "symnet.pytest_plugin")
+_REGISTERED = any(ep.value == "symnet.testing.pytest_plugin" for ep in entry_points(group="pytest11"))
+PLUGIN_ARGS = () if _REGISTERED else ("-p", "symnet.testing.pytest_plugin")
 
 GOOD = """\
 # Two linear layers
@@ -42,7 +42,7 @@ def run(pytester, *args):
 
 
 def test_the_entry_point_is_registered():
-    assert _REGISTERED, "pip install -e . registers symnet.pytest_plugin under pytest11"
+    assert _REGISTERED, "pip install -e . registers symnet.testing.pytest_plugin under pytest11"
 
 
 def test_deriv_files_named_like_tests_are_collected_one_item_per_chain(pytester):
@@ -67,7 +67,7 @@ def test_proved_chains_pass_and_a_refuted_chain_fails_with_the_compiler_style_re
     assert "counterexample:" in out and "left side" in out
     assert "test_layers.deriv: chain at line 14 (a dropped bias): 1 refuted (of 1 step)" in out
     assert "FAILED test_layers.deriv::line_14 - test_layers.deriv:15: step" in out
-    assert "Traceback" not in out and "symnet/kernel.py" not in out and "symnet/checkfile.py" not in out
+    assert "Traceback" not in out and "symnet/kernel.py" not in out and "symnet/notes/checkfile.py" not in out
 
 
 def test_an_unproved_step_fails_too(pytester):
@@ -143,7 +143,7 @@ def test_trials_and_seed_options(pytester):
 HELPERS = """
 from hypothesis import Phase, given, settings
 from symnet import Network
-from symnet.strategies import networks
+from symnet.testing.strategies import networks
 from symnet.testing import assert_collapses, assert_derivation
 
 
@@ -177,7 +177,7 @@ def test_helper_failures_show_the_call_and_the_report_without_symnet_frames(pyte
     assert "\nNetwork.dense([3,4,2], [relu,identity]) does not collapse: nonlinear layer 1 (relu)" in out
     assert "witness (confirmed at 50 digits)" in out
     assert "<string>:3: step refuted" in out and "  3 | = A.T*B.T" in out
-    assert "symnet/testing.py" not in out and "symnet/collapse.py" not in out
+    assert "symnet/testing/assertions.py" not in out and "symnet/networks/collapse.py" not in out
     assert "E   " not in out  # the report is printed as is, not as an exception dump
     # the shrunk example Hypothesis found is shown too
     # ("Falsifying example" before Hypothesis 6.16x, "Failing test case" after)

@@ -3,8 +3,8 @@
 import sympy as sp
 from sympy import MatrixSymbol
 
-from symnet.composer import matadd, matmul
-from symnet.printing import latex, sstr, symbol_latex, text
+from symnet.networks.composer import matadd, matmul
+from symnet.render.printing import latex, sstr, symbol_latex, text
 
 x = MatrixSymbol("x", 1, 3)
 W1, W2 = MatrixSymbol("W1", 3, 3), MatrixSymbol("W2", 3, 3)

@@ -1,4 +1,4 @@
-"""The proof library (proofs/) and its framework (symnet.proofs, ``symnet proofs``).
+"""The proof library (proofs/) and its framework (symnet.notes.proofs, ``symnet proofs``).
 
 The whole library is checked once (a module fixture, a few seconds) and its
 document compiled with pdflatex; small libraries written to ``tmp_path`` check
@@ -18,7 +18,7 @@ import pytest
 
 from symnet.cli import main
 from symnet.errors import SymnetError
-from symnet.proofs import (
+from symnet.notes.proofs import (
     REQUIRED,
     Section,
     Series,
@@ -160,7 +160,7 @@ def test_a_deriv_without_a_claim_header_fails(tmp_path):
 
 PY_HEAD = '''
 import sympy as sp
-from symnet.proofs import Section
+from symnet.notes.proofs import Section
 CLAIM, TITLE, STATEMENT = "C2", "a test", "a statement"
 '''
 

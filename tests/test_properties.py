@@ -2,7 +2,7 @@
 
 ``REFERENCE`` below is typed in here, from the comparison table on Wikipedia's
 "Activation function" page and the usual definitions (the same facts as
-shared/ACTIVATIONS-REFERENCE.md); symnet.properties derives every one of them
+shared/ACTIVATIONS-REFERENCE.md); symnet.networks.properties derives every one of them
 from the formulas and never sees this table.  Derivatives are checked against
 central finite differences of the NumPy forms (independent code), and at kinks
 the derivative used must lie between the one-sided differences.  Every random
@@ -18,9 +18,16 @@ import numpy as np
 import pytest
 import sympy as sp
 
-from symnet import properties as P
-from symnet.activations import LAMBDIFY_NUMPY, VECTOR_RECORDS, Z, lookup_vector, names, parse_spec
-from symnet.properties import Y
+from symnet.networks import properties as P
+from symnet.networks.activations import (
+    LAMBDIFY_NUMPY,
+    VECTOR_RECORDS,
+    Z,
+    lookup_vector,
+    names,
+    parse_spec,
+)
+from symnet.networks.properties import Y
 
 OO = math.inf
 LAMBDA = 1.0507009873554804934193349852946

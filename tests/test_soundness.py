@@ -12,7 +12,7 @@ suite then fails: a suite that cannot fail proves nothing.
 import pytest
 
 from symnet import Network, collapse, induction
-from symnet.backprop import gradients
+from symnet.networks.backprop import gradients
 
 from .soundness import Recorder, always_proved, audit, mutants, show, spread, unsound
 

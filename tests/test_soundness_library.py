@@ -27,9 +27,9 @@ from hypothesis import strategies as st
 from sympy.matrices.expressions.hadamard import HadamardProduct
 
 from symnet import Grad, Network
-from symnet.backprop import gradients
-from symnet.composer import elementwise
 from symnet.kernel import Context
+from symnet.networks.backprop import gradients
+from symnet.networks.composer import elementwise
 
 from .soundness import (
     Audit,
@@ -125,7 +125,7 @@ EXAMPLES = sorted((ROOT / "tests" / "deriv" / "good").glob("*.deriv")) + sorted(
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=[p.name for p in EXAMPLES])
 def test_mutants_of_the_example_files_are_never_proved(path, quick_scalar_ladder):
-    from symnet.checkfile import markdown_source
+    from symnet.notes.checkfile import markdown_source
 
     text = path.read_text(encoding="utf-8")
     if path.suffix == ".md":
@@ -158,7 +158,7 @@ _RECORDED: dict[str, list[StepRecord]] = {}
 
 def _recorded(path: Path) -> list[StepRecord]:
     if path.name not in _RECORDED:
-        from symnet.proofs import run_file
+        from symnet.notes.proofs import run_file
 
         with Recorder() as recorder:
             part = run_file(path)
@@ -241,7 +241,7 @@ diff(log(z**2 + 1), z) = 2*z/(z**2 + 1)
 
 
 def test_the_corpus_is_true_and_proved():
-    from symnet.checkfile import check_text
+    from symnet.notes.checkfile import check_text
 
     result = check_text(CORPUS, "corpus.deriv")
     assert result.ok, [(s.line, s.verdict, s.detail) for s in result.steps if not s.ok]
@@ -349,7 +349,7 @@ WRONG_DERIVATIVES = {
 
 @pytest.mark.parametrize("name", list(WRONG_DERIVATIVES))
 def test_backprop_with_a_wrong_derivative_is_never_proved(name):
-    from symnet.activations import Z
+    from symnet.networks.activations import Z
 
     act_name, wrong = WRONG_DERIVATIVES[name]
     rule = lambda act: sp.Lambda(Z, wrong(Z)) if act.name == act_name else None  # noqa: E731

@@ -1,9 +1,9 @@
 """Fuzzing the parsers: any input ends in a result or a one-line SymnetError with a location.
 
 Hypothesis generates arbitrary text and bytes, and near-miss inputs built from
-the grammar's own tokens, for the derivation-file parser (``symnet.deriv``,
-``symnet.checkfile``), the activation-spec parser
-(``symnet.activations.parse_spec``) and ``Network.dense``.  Never another
+the grammar's own tokens, for the derivation-file parser (``symnet.notes.deriv``,
+``symnet.notes.checkfile``), the activation-spec parser
+(``symnet.networks.activations.parse_spec``) and ``Network.dense``.  Never another
 exception, never a hang (each example is timed), never code execution (a
 marker file is never created).  Well-formed random derivations go on to the
 kernel, whose verdicts on them are checked by the independent judge of
@@ -24,10 +24,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from symnet import Network
-from symnet.activations import CATALOGUE, parse_spec
-from symnet.checkfile import check_parsed, check_text, markdown_source
-from symnet.deriv import DerivError, decode, parse
 from symnet.errors import SpecError, SymnetError
+from symnet.networks.activations import CATALOGUE, parse_spec
+from symnet.notes.checkfile import check_parsed, check_text, markdown_source
+from symnet.notes.deriv import DerivError, decode, parse
 
 from .soundness import differs
 

@@ -1,4 +1,4 @@
-"""symnet.strategies: networks, activations and weights that shrink to small examples."""
+"""symnet.testing.strategies: networks, activations and weights that shrink to small examples."""
 
 import numpy as np
 import pytest
@@ -8,8 +8,9 @@ from hypothesis import strategies as st
 
 from symnet import Network
 from symnet.errors import SpecError
-from symnet.numeric import Evaluator
-from symnet.strategies import (
+from symnet.networks.numeric import Evaluator
+from symnet.testing import assert_collapses, assert_gradients_match, assert_not_affine
+from symnet.testing.strategies import (
     AFFINE_SPECS,
     NONLINEAR_SPECS,
     activations,
@@ -18,7 +19,6 @@ from symnet.strategies import (
     nonlinear_networks,
     weights,
 )
-from symnet.testing import assert_collapses, assert_gradients_match, assert_not_affine
 
 FIND = settings(database=None, max_examples=2000)
 

@@ -7,8 +7,8 @@ import pytest
 import sympy as sp
 
 from symnet import Network, collapse
-from symnet.activations import Z
-from symnet.backprop import gradients
+from symnet.networks.activations import Z
+from symnet.networks.backprop import gradients
 from symnet.testing import (
     SymnetAssertionError,
     assert_collapses,

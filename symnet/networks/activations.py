@@ -3,7 +3,7 @@
 Each record keeps together what the rest of symnet needs of an activation:
 its SymPy formula in ``z``, a NumPy implementation, its parameters and how it
 is displayed.  Properties (derivative, range, continuity, ...) are *derived*
-from the formula by :mod:`symnet.properties`, never typed in.
+from the formula by :mod:`symnet.networks.properties`, never typed in.
 
 A spec names a record and optionally binds parameters::
 
@@ -24,9 +24,9 @@ import numpy as np
 import sympy as sp
 from sympy.core.sympify import _sympify
 
-from .errors import SpecError
-from .kernel.bridge import formula
-from .kernel.terms import Fn, Term, num
+from symnet.errors import SpecError
+from symnet.kernel.bridge import formula
+from symnet.kernel.terms import Fn, Term, num
 
 #: The scalar variable every formula is written in.
 Z = sp.Symbol("z", real=True)
@@ -57,7 +57,7 @@ class FrameworkKink:
 
     ``point``, ``torch`` and ``jax`` take the bound parameters as a dict (``{"alpha": ...}``)
     and return SymPy numbers (or expressions in symbolic parameters).  symnet's own value
-    is not typed in here: :func:`symnet.properties.nondifferentiable` derives it.
+    is not typed in here: :func:`symnet.networks.properties.nondifferentiable` derives it.
     ``torch_source`` / ``jax_source`` name the function and the rule its autograd applies
     (checked against PyTorch 2.13 and JAX 0.10; tests/test_kinks.py).
     """
@@ -231,7 +231,7 @@ _DIFFERENTIATED: list = []  # the registrations already differentiated, in order
 def describe_derivative(body: sp.Expr) -> BoundActivation | None:
     """The catalogue activation ``f`` (one already used) whose derivative, as the
     kernel takes it, is ``body``; None for constant derivatives and unknown bodies."""
-    from .kernel import elementwise_derivative  # the kernel's f', so proofs and code agree
+    from symnet.kernel import elementwise_derivative  # the kernel's f', so proofs and code agree
 
     registered = list(_DISPLAY.items())
     for f, act in registered[len(_DIFFERENTIATED):]:
@@ -314,7 +314,7 @@ def _hard_sigmoid(z: sp.Expr, slope: sp.Expr, shift: sp.Expr) -> sp.Expr:
 # The records.  Keep each activation's pieces together: adding one touches
 # only this list.  Subgradient convention at a breakpoint of a Piecewise
 # formula: the derivative of the piece whose condition holds there (so write
-# ``z <= 0`` or ``z < 0`` on purpose); ``symnet.properties`` derives it.
+# ``z <= 0`` or ``z < 0`` on purpose); ``symnet.networks.properties`` derives it.
 
 _RECORDS: list[Activation] = [
     Activation(
@@ -668,7 +668,7 @@ def lookup(name: str) -> Activation:
 
 # --------------------------------------------------------------------------
 # Functions of a whole vector.  Their Jacobians are derived in
-# :mod:`symnet.properties` (``vector_jacobian``), not typed in here.
+# :mod:`symnet.networks.properties` (``vector_jacobian``), not typed in here.
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ file never reaches ``eval``, ``exec``, ``sympify`` or ``parse_expr``.  Every
 node is checked before anything is built, shapes are checked as terms are
 combined, and every problem is a :class:`DerivError` whose message starts with
 ``FILE:LINE:COL:``.  Parsing only *builds* expressions; the kernel
-(:mod:`symnet.kernel`, called from :mod:`symnet.checkfile`) decides the steps.
+(:mod:`symnet.kernel`, called from :mod:`symnet.notes.checkfile`) decides the steps.
 """
 
 from __future__ import annotations
@@ -34,10 +34,10 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
-from . import activations
-from .errors import ShapeError, SymnetError
-from .kernel import terms as T
-from .kernel.terms import Term, fmt_shape
+from symnet.errors import ShapeError, SymnetError
+from symnet.kernel import terms as T
+from symnet.kernel.terms import Term, fmt_shape
+from symnet.networks import activations
 
 #: Largest file read, in characters.
 MAX_FILE_CHARS = 2_000_000

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import seed
+from symnet.cli.commands import seed
 
 DESCRIPTION = """\
 Check derivation files (.deriv) and the ```symnet blocks of Markdown files.
@@ -73,7 +73,7 @@ def require_directory(path: str | None, option: str) -> None:
     """Refuse an output path whose directory does not exist: one line, exit 2 (nothing is created)."""
     import os
 
-    from ..errors import SymnetError
+    from symnet.errors import SymnetError
 
     if path in (None, "-"):
         return
@@ -84,9 +84,9 @@ def require_directory(path: str | None, option: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     # imported here, not at the top: building the command line (--help, --version) stays light
-    from ..checkfile import check_paths, compile_pdf
-    from ..cli import write_output
-    from ..errors import SymnetError
+    from symnet.cli import write_output
+    from symnet.errors import SymnetError
+    from symnet.notes.checkfile import check_paths, compile_pdf
 
     if args.trials < 1:  # one message for 0 and for -1
         raise SymnetError(f"--trials {args.trials}: give at least 1 random instance per step")

@@ -42,7 +42,7 @@ from sympy.core.sympify import _sympify
 from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
 from sympy.matrices.expressions.hadamard import HadamardPower, HadamardProduct
 
-from .errors import ShapeError, SymnetError
+from symnet.errors import ShapeError, SymnetError
 
 SHARED, ROWS, COLS, SUMMED = "shared", "rows", "cols", "summed"
 
@@ -179,7 +179,7 @@ class ScalarPrinter:
 
     def _lambdified(self, e: sp.Function) -> str:
         """A function without a table entry: SymPy's ``lambdify`` of ``f(u1, ...)``."""
-        from . import activations
+        from symnet.networks import activations
 
         dummies = [sp.Dummy(f"u{i}") for i in range(len(e.args))]
         modules = [getattr(activations, "LAMBDIFY_NUMPY", {}), "numpy"]
@@ -240,7 +240,7 @@ def check_kinks(kinks: Any) -> str:
 
 
 def program_for(g: Any, kinks: str = "symnet") -> Program:
-    """The program of a :class:`symnet.backprop.Gradients`: forward, loss, deltas, gradients.
+    """The program of a :class:`symnet.networks.backprop.Gradients`: forward, loss, deltas, gradients.
 
     ``kinks`` sets f' at the kinks of catalogue activations in the compiled code
     (:data:`KINK_CONVENTIONS`)."""
@@ -561,7 +561,7 @@ class _Generator:
         that framework's autograd returns at each kink (``np.where(z == 0, alpha, ...)``)."""
         if self.program.kinks == "symnet":
             return code
-        from .activations import Z, describe_derivative
+        from symnet.networks.activations import Z, describe_derivative
 
         act = describe_derivative(body.xreplace({_Z: Z}))
         if act is None:  # not a derivative (or a constant one: the same at the kinks)
@@ -574,7 +574,7 @@ class _Generator:
         """A catalogue activation, or its derivative, with a stable NumPy form in
         :data:`STABLE_FORMS`: the call of that form (exact to rounding over the whole
         float range; the printed formula is what runs on complex arrays)."""
-        from .activations import _DISPLAY, Z, describe_derivative
+        from symnet.networks.activations import _DISPLAY, Z, describe_derivative
 
         in_z = body.xreplace({_Z: Z})
         for kind, act in (("f", _DISPLAY.get(in_z)), ("df", describe_derivative(in_z))):
@@ -594,7 +594,7 @@ class _Generator:
 
     @staticmethod
     def _lambdify_modules() -> dict:
-        from . import activations
+        from symnet.networks import activations
 
         return getattr(activations, "LAMBDIFY_NUMPY", {})
 
@@ -643,14 +643,14 @@ class _Generator:
         None: print the formula as it is.  (The forward formulas stay as printed,
         so the compiled code also runs on complex arrays, for complex-step checks.)
         """
-        from .activations import Z, describe_derivative
+        from symnet.networks.activations import Z, describe_derivative
 
         act = describe_derivative(formula.xreplace({_Z: Z}))
         if act is None:
             return None
         if any(not v.is_number for _, v in act.params):
             return None
-        from .properties import Y, derivative_in_output
+        from symnet.networks.properties import Y, derivative_in_output
 
         g = derivative_in_output(act)
         if g is None or g.free_symbols - {Y}:
@@ -734,7 +734,7 @@ def _d_sinc(z):
 
 
 def _erfc(z):
-    from .activations import np_erfc
+    from symnet.networks.activations import np_erfc
 
     return np.asarray(np_erfc(z), dtype=np.result_type(z, np.float32))
 
@@ -790,7 +790,7 @@ def _stable_helper(form: Any, params: dict, naive: Any) -> Any:
 
 def _is_function(lam: Any, which: str) -> bool:
     """``lam`` is symnet's elementwise exp, log or log' (``1/u``)."""
-    from . import losses
+    from symnet.networks import losses
 
     target = {"exp": losses.EXP, "log": losses.LOG, "reciprocal": losses.RECIPROCAL}[which]
     return isinstance(lam, sp.Lambda) and _body(lam) == _body(target)

@@ -38,9 +38,9 @@ _COLORS = {PROVED: "#1a7f37", REFUTED: "#cf222e", UNPROVED: "#9a6700"}
 
 
 def combine(verdicts) -> str:
-    """The verdict of several steps (:func:`symnet.derivation.combine`, imported on use so
+    """The verdict of several steps (:func:`symnet.notes.derivation.combine`, imported on use so
     that this module stays light)."""
-    from .derivation import combine as rule
+    from symnet.notes.derivation import combine as rule
 
     return rule(verdicts)
 
@@ -171,7 +171,7 @@ def _looks_like_name(word: str) -> bool:
 def _name_latex(word: str, names: dict[str, str]) -> str:
     if word in names:
         return names[word]
-    from .printing import symbol_latex
+    from symnet.render.printing import symbol_latex
 
     return symbol_latex(word, bold=False)
 
@@ -258,7 +258,7 @@ def symbol_names(derivation: Any) -> dict[str, str]:
     """Matrix names of a derivation -> their LaTeX (a 1x1 ``L``, the loss, is a scalar: not bold)."""
     import sympy as sp
 
-    from .printing import symbol_latex
+    from symnet.render.printing import symbol_latex
 
     names: dict[str, str] = {}
     for chain in getattr(derivation, "chains", ()):
@@ -268,7 +268,7 @@ def symbol_names(derivation: Any) -> dict[str, str]:
                 for m in e.atoms(sp.MatrixSymbol):
                     names[m.name] = symbol_latex(m.name, bold=not _is_scalar_loss(m))
             elif type(e).__name__ == "Term":  # the author's notation (a .deriv file)
-                from .kernel.terms import symbols
+                from symnet.kernel.terms import symbols
 
                 for t in symbols(e):
                     scalar = not t.is_matrix or (t.value == "L" and tuple(t.shape or ()) == (1, 1))
@@ -286,13 +286,13 @@ def unbold_scalars(latex: str) -> str:
 
 
 def expr_latex(e: Any) -> str:
-    from .printing import latex
+    from symnet.render.printing import latex
 
     return unbold_scalars(latex(e))
 
 
 def expr_text(e: Any) -> str:
-    from .printing import text
+    from symnet.render.printing import text
 
     return text(e)
 
@@ -368,7 +368,7 @@ def counterexample_text(ce: dict) -> str:
 def counterexample_latex(ce: dict, names: dict[str, str] | None = None) -> str:
     """The counterexample for math mode: ``\\mathbf{A} = \\begin{bmatrix}...``, both sides, the gap."""
     names = names or {}
-    from .printing import symbol_latex
+    from symnet.render.printing import symbol_latex
 
     parts = []
     for k, v in counterexample_items(ce):
@@ -556,7 +556,7 @@ def derivation_repr(derivation: Any) -> str:
 
 
 # ---------------------------------------------------------------------------
-# Checked files (symnet.checkfile.FileResult)
+# Checked files (symnet.notes.checkfile.FileResult)
 
 
 def file_summary(result: Any) -> str:
@@ -678,7 +678,7 @@ def file_markdown(result: Any) -> str:
 
 
 # ---------------------------------------------------------------------------
-# Gradient checks (symnet.gradcheck.GradCheckReport)
+# Gradient checks (symnet.testing.gradcheck.GradCheckReport)
 
 
 def _gradcheck_verdict(report: Any) -> str:
@@ -736,7 +736,7 @@ def gradcheck_repr(report: Any) -> str:
 
 
 # ---------------------------------------------------------------------------
-# Networks (symnet.composer.Network)
+# Networks (symnet.networks.composer.Network)
 
 
 def _network_rows(net: Any) -> list[tuple[str, str, Any, Any]]:
@@ -792,7 +792,7 @@ def network_markdown(net: Any) -> str:
 
 
 # ---------------------------------------------------------------------------
-# Gradients (symnet.backprop.Gradients)
+# Gradients (symnet.networks.backprop.Gradients)
 
 
 def gradients_repr(g: Any) -> str:
@@ -813,7 +813,7 @@ def gradients_markdown(g: Any) -> str:
 
 
 # ---------------------------------------------------------------------------
-# Collapse results and witnesses (symnet.collapse)
+# Collapse results and witnesses (symnet.networks.collapse)
 
 
 def _witness_lines(w: Any) -> list[tuple[str, Any]]:
@@ -846,7 +846,7 @@ def witness_markdown(w: Any) -> str:
 
 
 def witness_latex(w: Any) -> str:
-    from .printing import symbol_latex
+    from symnet.render.printing import symbol_latex
 
     rows = [r"&" + text_in_math(_witness_head(w))]
     for k, v in _witness_lines(w):

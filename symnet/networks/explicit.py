@@ -23,8 +23,8 @@ from typing import Any
 import numpy as np
 import sympy as sp
 
-from .composer import Network
-from .errors import SpecError
+from symnet.errors import SpecError
+from symnet.networks.composer import Network
 
 #: Largest number of polynomial terms an entrywise collapse may produce.
 MAX_TERMS = 200_000

@@ -72,7 +72,7 @@ def _usage(parser: argparse.ArgumentParser) -> int:
 
 
 def _report(args: argparse.Namespace):
-    from ..proofs import REQUIRED, check_directory, default_directory, parse_claims
+    from symnet.notes.proofs import REQUIRED, check_directory, default_directory, parse_claims
 
     directory = args.directory if args.directory is not None else default_directory()
     if args.require is not None:
@@ -87,8 +87,8 @@ def _report(args: argparse.Namespace):
 
 def _check_known(only, directory, require, default: bool) -> None:
     """``--only`` naming a claim the library does not know is bad input (exit 2), not a failure."""
-    from ..errors import SymnetError
-    from ..proofs import CLAIMS, _claim_of_file, claim_number, discover
+    from symnet.errors import SymnetError
+    from symnet.notes.proofs import CLAIMS, _claim_of_file, claim_number, discover
 
     known = {_claim_of_file(f) for f in discover(directory)} | set(require)
     if default:
@@ -124,7 +124,7 @@ def _ranges(ids: list[str]) -> str:
 
 
 def run_check(args: argparse.Namespace) -> int:
-    from ..cli import write_output
+    from symnet.cli import write_output
 
     report = _report(args)
     if args.format == "json":
@@ -135,13 +135,13 @@ def run_check(args: argparse.Namespace) -> int:
 
 
 def run_build(args: argparse.Namespace) -> int:
-    from ..cli import write_output
-    from ..errors import SymnetError
-    from ..proofs import compile_pdf
+    from symnet.cli import write_output
+    from symnet.errors import SymnetError
+    from symnet.notes.proofs import compile_pdf
 
     if not args.tex and not args.pdf:
         raise SymnetError("proofs build: give --tex OUT.tex and/or --pdf OUT.pdf")
-    from .check import require_directory
+    from symnet.cli.check import require_directory
 
     require_directory(args.tex, "--tex")
     require_directory(args.pdf, "--pdf")

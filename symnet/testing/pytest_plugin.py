@@ -141,7 +141,7 @@ class DerivFile(pytest.File):
             return str(self.path)
 
     def _text(self) -> str:
-        from symnet.deriv import MAX_FILE_CHARS, decode
+        from symnet.notes.deriv import MAX_FILE_CHARS, decode
 
         data = self.path.read_bytes()
         if len(data) > 4 * MAX_FILE_CHARS:
@@ -151,9 +151,9 @@ class DerivFile(pytest.File):
         return decode(data, self.shown_path)
 
     def collect(self):
-        from symnet.checkfile import markdown_source
-        from symnet.deriv import parse
         from symnet.errors import SymnetError
+        from symnet.notes.checkfile import markdown_source
+        from symnet.notes.deriv import parse
 
         self._result = None
         try:
@@ -179,8 +179,8 @@ class DerivFile(pytest.File):
     def checked(self):
         """The whole file checked by the kernel (once, on first use)."""
         if getattr(self, "_result", None) is None:
-            from symnet.checkfile import FileResult, _error_result, check_text
             from symnet.errors import SymnetError
+            from symnet.notes.checkfile import FileResult, _error_result, check_text
 
             trials = _int_option(self.config, "symnet_trials", 3)
             seed = _int_option(self.config, "symnet_seed", 0)
@@ -204,7 +204,7 @@ class DerivChainItem(pytest.Item):
         self.index, self.line, self.title = index, line, title
 
     def runtest(self) -> None:
-        from symnet.checkfile import file_text
+        from symnet.notes.checkfile import file_text
 
         result = self.parent.checked()
         if self.index is None:  # a malformed file, or one without chains

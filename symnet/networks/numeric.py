@@ -36,7 +36,7 @@ class NoEvidence(Exception):
 @functools.lru_cache(maxsize=4096)
 def _compiled(expr: sp.Expr, symbols: tuple, module: str):
     if module == "numpy":
-        from .activations import LAMBDIFY_NUMPY  # array erf/erfc, which NumPy lacks
+        from symnet.networks.activations import LAMBDIFY_NUMPY  # array erf/erfc, which NumPy lacks
 
         return sp.lambdify(symbols, expr, modules=[LAMBDIFY_NUMPY, "numpy"])
     return sp.lambdify(symbols, expr, modules=module)

@@ -28,12 +28,12 @@ import numpy as np
 import sympy as sp
 from sympy.matrices.expressions.hadamard import HadamardProduct
 
-from . import losses as _losses
-from .activations import BoundActivation
-from .composer import Network, apply_elementwise, elementwise, matadd, matmul
-from .derivation import Chain, ChainBuilder, Derivation
-from .errors import SpecError
-from .kernel import Context, Grad, elementwise_derivative
+from symnet.errors import SpecError
+from symnet.kernel import Context, Grad, elementwise_derivative
+from symnet.networks import losses as _losses
+from symnet.networks.activations import BoundActivation
+from symnet.networks.composer import Network, apply_elementwise, elementwise, matadd, matmul
+from symnet.notes.derivation import Chain, ChainBuilder, Derivation
 
 #: A caller-supplied derivative: ``derivative(activation)`` returns ``f'`` as a Lambda, or None.
 DerivativeRule = Callable[[BoundActivation], "sp.Lambda | None"]
@@ -63,22 +63,22 @@ class Gradients:
 
     # rich display (Jupyter): stacked LaTeX, HTML and Markdown with verdict marks
     def __repr__(self) -> str:
-        from .display import gradients_repr
+        from symnet.render.display import gradients_repr
 
         return gradients_repr(self)
 
     def _repr_html_(self) -> str:
-        from .display import gradients_html
+        from symnet.render.display import gradients_html
 
         return gradients_html(self)
 
     def _repr_markdown_(self) -> str:
-        from .display import gradients_markdown
+        from symnet.render.display import gradients_markdown
 
         return gradients_markdown(self)
 
     def _repr_latex_(self) -> str:
-        from .display import gradients_latex
+        from symnet.render.display import gradients_latex
 
         return gradients_latex(self)
 
@@ -126,9 +126,9 @@ class Gradients:
 
     # -- numbers -----------------------------------------------------------
     def program(self, kinks: str | None = None):
-        """The computation as a :class:`symnet.codegen.Program` (forward, loss, backward);
+        """The computation as a :class:`symnet.networks.codegen.Program` (forward, loss, backward);
         ``kinks`` as for :meth:`function`."""
-        from .codegen import check_kinks, program_for
+        from symnet.networks.codegen import check_kinks, program_for
 
         kinks = check_kinks(self.kinks if kinks is None else kinks)
         key = "program" if kinks == "symnet" else f"program-{kinks}"
@@ -168,7 +168,7 @@ class Gradients:
 
     def check(self, point: dict[str, Any] | None = None, **options: Any):
         """The numeric gradient check at ``point`` (default: ``random_point(0)``)."""
-        from .gradcheck import check_gradients
+        from symnet.testing.gradcheck import check_gradients
 
         return check_gradients(self, self.random_point(0) if point is None else point, **options)
 
@@ -184,7 +184,7 @@ def gradients(
 
     Args:
         net: a network from :meth:`Network.dense`.
-        loss: ``"sse"``, ``"mse"``, ``"xent"`` or a :class:`symnet.losses.Loss`.
+        loss: ``"sse"``, ``"mse"``, ``"xent"`` or a :class:`symnet.networks.losses.Loss`.
         derivative: for experiments and soundness tests only: a function giving
             ``f'`` for an activation (a Lambda) or None to keep the derived one.
             The kernel still differentiates by itself, so a wrong rule is refuted.
@@ -241,7 +241,7 @@ def gradients(
         d = deltas[net.depth - layer.index][0]
         expressions[layer.W.name] = matmul(sp.Transpose(net.h(layer.index - 1)), d)
         expressions[layer.b.name] = d
-    from .codegen import check_kinks
+    from symnet.networks.codegen import check_kinks
 
     return Gradients(net, loss, t, L, tuple(forward), dL_dy, tuple(deltas), expressions,
                      kinks=check_kinks(kinks))

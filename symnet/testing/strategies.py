@@ -1,7 +1,7 @@
 """Hypothesis strategies for networks, activations and numeric weights.
 
     from hypothesis import given
-    from symnet.strategies import affine_networks, networks, weights
+    from symnet.testing.strategies import affine_networks, networks, weights
     from symnet.testing import assert_collapses
 
     @given(affine_networks(max_depth=5))
@@ -21,8 +21,8 @@ from collections.abc import Sequence
 import numpy as np
 from hypothesis import strategies as st
 
-from .composer import MAX_DEPTH, MAX_WIDTH, Network
-from .errors import SpecError
+from symnet.errors import SpecError
+from symnet.networks.composer import MAX_DEPTH, MAX_WIDTH, Network
 
 __all__ = [
     "AFFINE_SPECS",
@@ -55,7 +55,7 @@ def activations(names: Sequence[str] | None = None, affine: bool | None = None) 
     names = list(names)
     if not names:
         raise SpecError("activations() needs at least one name")
-    from .activations import parse_spec
+    from symnet.networks.activations import parse_spec
 
     for name in names:  # fail when the strategy is built, not in the middle of a test
         parse_spec(name)

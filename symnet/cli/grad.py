@@ -5,11 +5,16 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from . import seed
-from .collapse import add_network_arguments, check_output_path, check_standalone, network_from_args
+from symnet.cli.collapse import (
+    add_network_arguments,
+    check_output_path,
+    check_standalone,
+    network_from_args,
+)
+from symnet.cli.commands import seed
 
 FORMATS = ("text", "latex", "markdown", "json")
-#: ``symnet.losses.LOSSES`` and its aliases, here so that ``--help`` does not import SymPy
+#: ``symnet.networks.losses.LOSSES`` and its aliases, here so that ``--help`` does not import SymPy
 #: (tests/test_newuser.py checks that they agree).
 LOSSES = ("sse", "mse", "xent", "bce", "hinge")
 LOSS_ALIASES = {"cross_entropy": "xent", "crossentropy": "xent", "squared": "sse"}
@@ -52,9 +57,9 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..backprop import gradients
-    from ..cli import write_output
-    from ..errors import SpecError
+    from symnet.cli import write_output
+    from symnet.errors import SpecError
+    from symnet.networks.backprop import gradients
 
     batch = getattr(args, "batch", None)
     max_entries = getattr(args, "max_entries", None)
@@ -87,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
     out = {"text": _text, "latex": _latex, "markdown": _markdown, "json": _json}[args.format](
         g, derivation, numbers)
     if args.format == "latex" and getattr(args, "standalone", False):
-        from ..printing import _tex_escape, latex_document
+        from symnet.render.printing import _tex_escape, latex_document
 
         out = latex_document(_tex_escape(derivation.title), out)
     write_output(out, args.output)
@@ -112,7 +117,7 @@ def _evaluate(g: Any, seed: int, batch: int, max_entries: int | None = None) -> 
     (of at most ``max_entries`` entries per parameter, a seeded sample; None: all)."""
     import numpy as np
 
-    from ..gradcheck import check_gradients
+    from symnet.testing.gradcheck import check_gradients
 
     point = g.random_point(seed, batch=batch)
     values = g.function()(**point)
@@ -151,13 +156,13 @@ def _array_text(a: Any) -> str:
 
 
 def _gradient_lines(g: Any, printer: Any) -> list[tuple[str, str]]:
-    from ..kernel import Grad
+    from symnet.kernel import Grad
 
     return [(printer(Grad(g.L, p)), printer(g.expressions[p.name])) for p in g.net.parameters]
 
 
 def _text(g, derivation, numbers) -> str:
-    from .. import printing
+    from symnet.render import printing
 
     lines = [derivation.to_text(), "", "Gradients"]
     for lhs, rhs in _gradient_lines(g, printing.text):
@@ -187,7 +192,7 @@ def _matrix_latex(a: Any) -> str:
 
 
 def _values_latex(g, numbers) -> str:
-    from ..printing import symbol_latex
+    from symnet.render.printing import symbol_latex
 
     point, values = numbers["point"], numbers["values"]
     lines = [f"{symbol_latex(name)} &= {_matrix_latex(a)}" for name, a in point.items()]
@@ -200,7 +205,7 @@ def _values_latex(g, numbers) -> str:
 def _latex(g, derivation, numbers) -> str:
     """The derivation, its notes and verdict, the gradients and, with --at, the values and
     the numeric check: an ``align*`` fragment with text paragraphs (``--standalone`` wraps it)."""
-    from .. import printing
+    from symnet.render import printing
 
     body = " \\\\\n".join(f"{lhs} &= {rhs}" for lhs, rhs in _gradient_lines(g, printing.latex))
     out = [derivation.to_latex(), *(r"\noindent " + printing._tex_escape(n) for n in derivation.notes),
@@ -217,7 +222,7 @@ def _latex(g, derivation, numbers) -> str:
 
 
 def _markdown(g, derivation, numbers) -> str:
-    from .. import printing
+    from symnet.render import printing
 
     out = [derivation.to_markdown(), "### Gradients", "", "$$", "\\begin{aligned}"]
     out.append(" \\\\\n".join(f"{lhs} &= {rhs}" for lhs, rhs in _gradient_lines(g, printing.latex)))
@@ -230,7 +235,7 @@ def _markdown(g, derivation, numbers) -> str:
 
 
 def _json(g, derivation, numbers) -> str:
-    from .. import printing
+    from symnet.render import printing
 
     data: dict[str, Any] = {
         "network": {

@@ -26,10 +26,10 @@ from sympy.core.sympify import _sympify
 from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
 from sympy.matrices.expressions.hadamard import HadamardPower, HadamardProduct
 
-from .activations import describe, describe_derivative
-from .display import tex_text as _tex_escape  # the one LaTeX text escaper
-from .kernel.printer import text as term_text
-from .kernel.terms import Term
+from symnet.kernel.printer import text as term_text
+from symnet.kernel.terms import Term
+from symnet.networks.activations import describe, describe_derivative
+from symnet.render.display import tex_text as _tex_escape  # the one LaTeX text escaper
 
 #: Text names of catalogue functions as a blackboard shows them.
 _TEXT_NAMES = {"sigmoid": "σ", "identity": "id"}
@@ -429,12 +429,12 @@ class ExprPrinter:
         act = describe(lam.expr)
         if act is None:
             # the catalogue formulas are written in Z; a Lambda may use another variable
-            from .activations import Z
+            from symnet.networks.activations import Z
 
             (var,) = lam.variables
             act = describe(lam.expr.xreplace({var: Z}))
         if act is None:  # f' of a catalogue activation f: print "tanh'"
-            from .activations import Z
+            from symnet.networks.activations import Z
 
             (var,) = lam.variables
             act = describe_derivative(lam.expr.xreplace({var: Z}))
@@ -796,7 +796,7 @@ def _numeric_line(result: Any) -> str:
     """The numeric cross-check, judged by the relative error (an absolute one means
     nothing where entries reach 1e40); round-off below 1e-12 is shown as such, so the
     line is the same whatever BLAS summed the products (JSON has the exact values)."""
-    from .collapse import REL_TOL
+    from symnet.networks.collapse import REL_TOL
 
     rel = result.numeric_max_rel_error
     shown = "< 1e-12" if rel < 1e-12 else f"{rel:.3g}"

@@ -1,7 +1,7 @@
 """Losses of one example: a 1x1 matrix expression in the output row ``y`` and target ``t``.
 
 Each loss keeps its formula and its gradient ``dL/dy`` side by side.  The
-gradient is a *claim*: :mod:`symnet.backprop` hands it to the kernel, which
+gradient is a *claim*: :mod:`symnet.networks.backprop` hands it to the kernel, which
 differentiates the formula itself (``Grad(L, y)``) and proves or refutes it.
 Both are written in the shape the kernel's reverse-mode rules produce, so the
 normal forms meet without help:
@@ -32,10 +32,10 @@ import sympy as sp
 from sympy.core.sympify import _sympify
 from sympy.matrices.expressions.hadamard import HadamardProduct
 
-from .activations import Activation
-from .composer import elementwise, matadd, matmul
-from .errors import SpecError
-from .kernel import elementwise_derivative
+from symnet.errors import SpecError
+from symnet.kernel import elementwise_derivative
+from symnet.networks.activations import Activation
+from symnet.networks.composer import elementwise, matadd, matmul
 
 # Elementwise exp and log as display-registered records (printed ``exp(y)``, ``log(...)``);
 # they are not catalogue activations.

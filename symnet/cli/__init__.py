@@ -14,16 +14,16 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .commands import COMMANDS
+    from symnet.cli.commands import COMMANDS
 
     parser = _Parser(prog="symnet", description="Derive, check and typeset the mathematics of neural networks.")
     parser.add_argument("--version", action="version", version=f"symnet {version()}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name in COMMANDS:
         try:
-            module = importlib.import_module(f"symnet.commands.{name}")
+            module = importlib.import_module(f"symnet.cli.{name}")
         except ModuleNotFoundError as exc:
-            if exc.name == f"symnet.commands.{name}":
+            if exc.name == f"symnet.cli.{name}":
                 continue  # not built yet
             raise
         module.register(subparsers)
@@ -35,7 +35,7 @@ def version() -> str:
 
     Neither imports SymPy: ``symnet --version`` and ``symnet --help`` stay instant.
     """
-    from . import __version__
+    from symnet import __version__
 
     try:
         from importlib.metadata import PackageNotFoundError, distribution
@@ -61,7 +61,7 @@ def write_output(text: str, path: str | None) -> None:
         with open(path, "w", encoding="utf-8") as handle:
             handle.write(text if text.endswith("\n") else text + "\n")
     except OSError as exc:
-        from .errors import SymnetError
+        from symnet.errors import SymnetError
 
         raise SymnetError(f"cannot write {path}: {exc.strerror}") from None
 
@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
         return 2
-    from .errors import SymnetError
+    from symnet.errors import SymnetError
 
     try:
         return int(args.func(args) or 0)
@@ -88,6 +88,3 @@ def main(argv: list[str] | None = None) -> int:
         print("symnet: error: input nested too deeply", file=sys.stderr)
         return 2
 
-
-if __name__ == "__main__":
-    sys.exit(main())

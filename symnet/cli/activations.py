@@ -5,7 +5,7 @@
 
 Each NAME is a catalogue name, an alias or a spec with parameters
 (``"elu(alpha=2)"``); none means the whole catalogue.  Every column is derived
-by :mod:`symnet.properties`; this module only arranges what it returns.
+by :mod:`symnet.networks.properties`; this module only arranges what it returns.
 SymPy, NumPy and matplotlib are imported when the command runs, not when the
 parser is built.
 """
@@ -104,7 +104,7 @@ def _size(text: str) -> tuple[float, float]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..cli import write_output
+    from symnet.cli import write_output
 
     if args.plot:
         plot_directory(args.plot)  # refused before anything is written
@@ -122,8 +122,8 @@ def run(args: argparse.Namespace) -> int:
 
 def select(names: list[str]) -> tuple[list, list]:
     """Bound scalar activations and vector records named on the command line (all if none)."""
-    from .. import activations as A
-    from ..errors import SpecError
+    from symnet.errors import SpecError
+    from symnet.networks import activations as A
 
     if not names:
         return [A.parse_spec(n) for n in A.names()], list(A.VECTOR_RECORDS)
@@ -148,8 +148,8 @@ def select(names: list[str]) -> tuple[list, list]:
 
 def render(scalars: list, vectors: list, fmt: str) -> str:
     """The table (or JSON) for the given activations, in format ``fmt``."""
-    from .. import properties as P
-    from ..errors import SymnetError
+    from symnet.errors import SymnetError
+    from symnet.networks import properties as P
 
     views = [_View(a, P.properties(a)) for a in scalars]
     vprops = [P.vector_properties(r) for r in vectors]
@@ -306,7 +306,7 @@ def to_json(act: Any, p: Any) -> dict:
     """The JSON object of one scalar activation."""
     import sympy as sp
 
-    from .. import properties as P
+    from symnet.networks import properties as P
 
     view = _View(act, p)
     defaults = {q.name: q.default for q in act.record.parameters}
@@ -555,7 +555,7 @@ def _kink_note(v: Any, k: Any) -> str:
 def _notes(views: list) -> list[str]:
     """Footnotes: named parameter values, subgradient conventions (symnet's, PyTorch's and
     JAX's), and which facts rest on the numeric method."""
-    from .. import properties as P
+    from symnet.networks import properties as P
 
     notes = []
     for v in views:
@@ -760,7 +760,7 @@ def plot_directory(directory: str) -> str:
     """``directory`` if it is an existing directory; else a one-line error (exit 2).
 
     A missing directory is refused, not created, as ``-o`` refuses a missing parent."""
-    from ..errors import SymnetError
+    from symnet.errors import SymnetError
 
     if not os.path.exists(directory):
         raise SymnetError(f"cannot write plots to {directory}: no such directory (create it first)")
@@ -786,7 +786,7 @@ def plot(
     """
     import sys
 
-    from ..errors import SymnetError
+    from symnet.errors import SymnetError
 
     if fmt not in PLOT_FORMATS:
         raise SymnetError(f"unknown plot format {fmt!r}; choose from {', '.join(PLOT_FORMATS)}")
@@ -801,8 +801,8 @@ def plot(
     import numpy as np
     import sympy as sp
 
-    from .. import properties as P
-    from ..activations import LAMBDIFY_NUMPY, Z
+    from symnet.networks import properties as P
+    from symnet.networks.activations import LAMBDIFY_NUMPY, Z
 
     z = np.linspace(*PLOT_RANGE, 801)
     written = []

@@ -1,6 +1,6 @@
 """Properties of an activation, derived from its formula (never typed in).
 
-Given a :class:`~symnet.activations.BoundActivation`, this module computes its
+Given a :class:`~symnet.networks.activations.BoundActivation`, this module computes its
 derivative, the derivative written in the function's own output ``y = f(z)``,
 its range, order of continuity, monotonicity and the rest of the columns of the
 usual comparison table.  :func:`properties` gathers them in a frozen
@@ -59,7 +59,7 @@ import numpy as np
 import sympy as sp
 from sympy.core.sympify import _sympify
 
-from .activations import LAMBDIFY_NUMPY, BoundActivation, VectorActivation, Z
+from symnet.networks.activations import LAMBDIFY_NUMPY, BoundActivation, VectorActivation, Z
 
 #: The symbol derivatives are written in when expressed through the output.
 Y = sp.Symbol("y", real=True)
@@ -118,7 +118,7 @@ class Kink:
 
 @dataclass(frozen=True)
 class Properties:
-    """Everything :mod:`symnet.properties` derives for one bound activation.
+    """Everything :mod:`symnet.networks.properties` derives for one bound activation.
 
     ``None`` in a field means "depends on symbolic parameters" (or, for
     ``derivative_in_output``, that no verified expression in ``y`` was found).
@@ -1316,7 +1316,7 @@ class KinkConvention:
     """f' at one non-differentiable point as symnet, PyTorch and JAX take it.
 
     ``symnet`` is derived (the :class:`Kink` value, what ``gradients(...)`` compiles by
-    default); ``torch`` / ``jax`` come from the record's :class:`~symnet.activations.FrameworkKink`
+    default); ``torch`` / ``jax`` come from the record's :class:`~symnet.networks.activations.FrameworkKink`
     data, None when the record has none for this point.
     """
 
@@ -1480,7 +1480,7 @@ def _entry_matrix(
 @functools.lru_cache(maxsize=16)
 def vector_properties(record: VectorActivation) -> VectorProperties:
     """The derived Jacobian (in z and in the outputs) and the range of one output."""
-    from .activations import Activation
+    from symnet.networks.activations import Activation
 
     y, f = sp.IndexedBase("y"), sp.IndexedBase("f")
     ys3 = output_symbols(3)

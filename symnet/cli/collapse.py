@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import argparse
 
-from . import seed
+from symnet.cli.commands import seed
 
 FORMATS = ("text", "latex", "markdown", "json")
 
 
 def parse_layers(text: str) -> list[str]:
     """``"3,4,4,2"`` or ``"n0,n1,n2"`` -> widths (checked later by the composer)."""
-    from ..errors import SpecError
+    from symnet.errors import SpecError
 
     parts = [p.strip() for p in text.split(",")]
     if len(parts) < 2 or any(not p for p in parts):
@@ -21,7 +21,7 @@ def parse_layers(text: str) -> list[str]:
 
 def split_specs(text: str) -> list[str]:
     """Split ``"tanh,affine(a=2, c=1),relu"`` at the commas outside parentheses."""
-    from ..errors import SpecError
+    from symnet.errors import SpecError
 
     out, depth, cur = [], 0, []
     for ch in text:
@@ -57,8 +57,8 @@ def add_network_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def network_from_args(args: argparse.Namespace):
-    from ..composer import Network
-    from ..errors import SpecError
+    from symnet.errors import SpecError
+    from symnet.networks.composer import Network
 
     widths = parse_layers(args.layers)
     output = getattr(args, "output_activation", None)
@@ -80,7 +80,7 @@ def check_output_path(path: str | None) -> None:
     exit 2): ``-o`` never creates directories."""
     import os
 
-    from ..errors import SymnetError
+    from symnet.errors import SymnetError
 
     if path in (None, "-"):
         return
@@ -117,16 +117,22 @@ def register(subparsers) -> None:
 
 
 def check_standalone(args: argparse.Namespace) -> None:
-    from ..errors import SpecError
+    from symnet.errors import SpecError
 
     if getattr(args, "standalone", False) and args.format != "latex":
         raise SpecError(f"--standalone goes with --format latex (not {args.format})")
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..cli import write_output
-    from ..collapse import collapse, induction
-    from ..printing import _tex_escape, collapse_heading, derivation_dict, latex_document, to_json
+    from symnet.cli import write_output
+    from symnet.networks.collapse import collapse, induction
+    from symnet.render.printing import (
+        _tex_escape,
+        collapse_heading,
+        derivation_dict,
+        latex_document,
+        to_json,
+    )
 
     check_standalone(args)
     check_output_path(args.output)
@@ -137,7 +143,7 @@ def run(args: argparse.Namespace) -> int:
                         seed=args.seed) if args.general else None
     entries = None
     if args.entries:
-        from ..explicit import collapse_entries
+        from symnet.networks.explicit import collapse_entries
 
         entries = collapse_entries(net, seed=args.seed)
     if args.format == "json":

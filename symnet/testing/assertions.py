@@ -11,12 +11,12 @@ the gradient-check reports, the checked file) and raises
 :class:`SymnetAssertionError` (an ``AssertionError``) whose message is the
 rendered report: the failing step, the kernel's reason, the counterexample.
 The helpers hide their own frames from pytest's traceback
-(``__tracebackhide__``); the pytest plugin (:mod:`symnet.pytest_plugin`,
+(``__tracebackhide__``); the pytest plugin (:mod:`symnet.testing.pytest_plugin`,
 registered automatically) prints the report without ``E`` prefixes.
 
 Nothing here decides a step: collapse and backprop derivations and ``.deriv``
 files are decided by the kernel; gradients are compared with finite
-differences by :mod:`symnet.gradcheck`.
+differences by :mod:`symnet.testing.gradcheck`.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from .composer import Network
+from symnet.networks.composer import Network
 
 __all__ = [
     "SymnetAssertionError",
@@ -62,7 +62,7 @@ class SymnetAssertionError(AssertionError):
 
 
 def _value(v: Any) -> str:
-    from .checkfile import format_value
+    from symnet.notes.checkfile import format_value
 
     if isinstance(v, np.ndarray):
         v = v.tolist()
@@ -70,14 +70,14 @@ def _value(v: Any) -> str:
 
 
 def _counterexample_text(ce: dict, indent: str = "    ") -> list[str]:
-    from .checkfile import counterexample_lines
+    from symnet.notes.checkfile import counterexample_lines
 
     return counterexample_lines(ce, indent)
 
 
 def _failing_steps(derivation: Any) -> str:
     """Every step of ``derivation`` that is not proved: the step, the kernel's reason, the instance."""
-    from .printing import text
+    from symnet.render.printing import text
 
     lines = []
     for chain in derivation.chains:
@@ -98,7 +98,7 @@ def _failing_steps(derivation: Any) -> str:
 
 
 def _derivation_of(obj: Any) -> Any:
-    from .derivation import Derivation
+    from symnet.notes.derivation import Derivation
 
     if isinstance(obj, Derivation):
         return obj
@@ -117,13 +117,13 @@ def assert_collapses(net: Network, **options: Any):
 
     Args:
         net: a network from :meth:`Network.dense`.
-        options: passed to :func:`symnet.collapse` (``style``, ``trials``, ``seed``).
+        options: passed to :func:`symnet.networks.collapse` (``style``, ``trials``, ``seed``).
 
     Returns:
-        The :class:`~symnet.collapse.CollapseResult` (``.W``, ``.b``, ``.derivation``).
+        The :class:`~symnet.networks.collapse.CollapseResult` (``.W``, ``.b``, ``.derivation``).
     """
     __tracebackhide__ = True
-    from .collapse import collapse
+    from symnet.networks.collapse import collapse
 
     result = collapse(net, **options)
     if not result.collapsible:
@@ -155,18 +155,18 @@ def assert_not_affine(net: Network, seed: int = 0):
     """Assert that no affine map computes ``net``: a witness breaking the affine identity exists.
 
     The witness (weights, inputs ``a, b`` and ``t`` with ``F(t a + (1-t) b) !=
-    t F(a) + (1-t) F(b)``) is found by :func:`symnet.collapse`, confirmed there at
+    t F(a) + (1-t) F(b)``) is found by :func:`symnet.networks.collapse`, confirmed there at
     50 digits, and recomputed here with NumPy.
 
     Returns:
-        The :class:`~symnet.collapse.Witness`.
+        The :class:`~symnet.networks.collapse.Witness`.
     """
     __tracebackhide__ = True
-    from .collapse import collapse
+    from symnet.networks.collapse import collapse
 
     result = collapse(net, seed=seed)
     if result.collapsible:
-        from .printing import text
+        from symnet.render.printing import text
 
         raise SymnetAssertionError(
             f"{net!r} is affine: it collapses to x W' + b' (every step proved)"
@@ -206,7 +206,7 @@ def _bind_numeric(activation: Any, parameters: dict[str, float]):
 
 def _as_arrays(point: Mapping[str, Any]) -> dict[str, np.ndarray]:
     """The point in float64 whatever its dtype: the gradients and the differences are float64."""
-    from .gradcheck import _float64
+    from symnet.testing.gradcheck import _float64
 
     return {k: _float64(v) for k, v in point.items()}
 
@@ -233,16 +233,16 @@ def assert_gradients_match(
 ) -> list:
     """Assert that backprop's gradients of ``loss`` for ``net`` match finite differences.
 
-    The gradients of :func:`symnet.backprop.gradients` (or the caller's own, see
+    The gradients of :func:`symnet.networks.backprop.gradients` (or the caller's own, see
     ``gradient``) are compared entry by entry with Richardson-extrapolated central
     differences of the loss, plus a Taylor-remainder order test
-    (:func:`symnet.gradcheck.check`).  Kinks are handled: at a point where the
+    (:func:`symnet.testing.gradcheck.check`).  Kinks are handled: at a point where the
     loss is not differentiable along an entry (a relu pre-activation at exactly
     0) the claimed value must lie between the one-sided derivatives.
 
     Args:
         net: a network (a symbolic width is checked as 3).
-        loss: ``"sse"``, ``"mse"`` or ``"xent"`` (or a :class:`symnet.losses.Loss`).
+        loss: ``"sse"``, ``"mse"`` or ``"xent"`` (or a :class:`symnet.networks.losses.Loss`).
         seed, points, batch: check at ``points`` seeded random points
             (``seed, seed + 1, ...``) of ``batch`` examples each.
         point: check at this point (or these points) instead: arrays ``x``,
@@ -251,11 +251,11 @@ def assert_gradients_match(
             as ``gradient(x=..., t=..., W1=..., ...)`` returning a dict
             ``{"W1": array, "b1": array, ...}``, or such a dict (for one point).
             The loss is always symnet's.
-        derivative: passed to :func:`~symnet.backprop.gradients` (a rule giving
+        derivative: passed to :func:`~symnet.networks.backprop.gradients` (a rule giving
             ``f'`` for an activation: for testing a hand-derived derivative).
         prove: also require every step of the backprop derivation to be proved
             by the kernel.
-        rtol, max_entries, taylor: options of :func:`symnet.gradcheck.check`.
+        rtol, max_entries, taylor: options of :func:`symnet.testing.gradcheck.check`.
         allow_vacuous: what to do with a *vacuous* check (``report.vacuous``: every
             gradient entry and every finite difference is zero to within the
             loss's round-off, so nothing was tested).  ``False``: fail.  ``True``:
@@ -263,19 +263,19 @@ def assert_gradients_match(
             point is replaced by a fresh seed (up to 8 tries per point) and the
             assertion fails if every try is vacuous; at the caller's own
             ``point`` it is accepted with a
-            :class:`~symnet.gradcheck.VacuousCheckWarning` (the report says so).
+            :class:`~symnet.testing.gradcheck.VacuousCheckWarning` (the report says so).
 
     Every point is cast to float64 before the gradients are computed and the
     loss is differenced (a float16 or float32 point is checked as tightly as a
     float64 one); tolerances do not depend on the point's dtype.
 
     Returns:
-        The :class:`~symnet.gradcheck.GradCheckReport` of every point.
+        The :class:`~symnet.testing.gradcheck.GradCheckReport` of every point.
     """
     __tracebackhide__ = True
-    from .backprop import gradients
-    from .errors import SymnetError
-    from .gradcheck import check
+    from symnet.errors import SymnetError
+    from symnet.networks.backprop import gradients
+    from symnet.testing.gradcheck import check
 
     if net.has_symbolic_widths:  # numbers need sizes: a symbolic width becomes 3
         net = Network.dense([int(w) if w.is_Integer else 3 for w in net.widths],
@@ -370,7 +370,7 @@ def assert_gradients_match(
                 )
             import warnings
 
-            from .gradcheck import VacuousCheckWarning
+            from symnet.testing.gradcheck import VacuousCheckWarning
 
             warnings.warn(f"the gradient check of the {g.loss.name} loss for {net!r} at {where} is vacuous: "
                           "every gradient and finite difference is zero, nothing was tested "
@@ -394,8 +394,8 @@ def assert_gradients_match(
 def assert_proved(derivation: Any):
     """Assert that every step of a derivation is proved by the kernel.
 
-    Accepts a :class:`~symnet.derivation.Derivation` or anything with a
-    ``.derivation`` (a collapse result, :class:`~symnet.backprop.Gradients`).
+    Accepts a :class:`~symnet.notes.derivation.Derivation` or anything with a
+    ``.derivation`` (a collapse result, :class:`~symnet.networks.backprop.Gradients`).
     Returns the derivation.
     """
     __tracebackhide__ = True
@@ -440,14 +440,14 @@ def assert_derivation(
             the file's suffix, and ``False`` for text.
 
     Returns:
-        The :class:`~symnet.checkfile.FileResult`.
+        The :class:`~symnet.notes.checkfile.FileResult`.
 
     The failure message is the report ``symnet check`` prints: ``FILE:LINE:``,
     the verdict and the kernel's reason, the source line with a marker under
     the step, and the counterexample.
     """
     __tracebackhide__ = True
-    from .checkfile import check_file, check_text, file_text
+    from symnet.notes.checkfile import check_file, check_text, file_text
 
     text, path, kind = _read(path_or_text)
     if kind == "file":

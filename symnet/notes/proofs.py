@@ -3,8 +3,8 @@
 A proofs directory holds two kinds of proof file, each about one claim
 (C1-C14; the document lists them in its summary table):
 
-* ``NAME.deriv`` - a derivation file (:mod:`symnet.deriv`), checked step by step
-  by the kernel through :mod:`symnet.checkfile`.  A header of comment lines
+* ``NAME.deriv`` - a derivation file (:mod:`symnet.notes.deriv`), checked step by step
+  by the kernel through :mod:`symnet.notes.checkfile`.  A header of comment lines
   says what it proves::
 
       # claim: C1
@@ -52,8 +52,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .display import tex_text as tex_escape  # the one LaTeX text escaper
-from .errors import SymnetError
+from symnet.errors import SymnetError
+from symnet.render.display import tex_text as tex_escape  # the one LaTeX text escaper
 
 KERNEL, EXACT, NUMERIC, INFO = "kernel", "exact", "numeric", "info"
 KINDS = (KERNEL, EXACT, NUMERIC, INFO)
@@ -225,7 +225,7 @@ class Section:
     # -- kernel-checked derivations ---------------------------------------------
     def derivation(self, derivation: Any, caption: str | None = None,
                    show: dict[str, str] | None = None) -> bool:
-        """A :class:`~symnet.derivation.Derivation` decided by the kernel; returns its ``ok``.
+        """A :class:`~symnet.notes.derivation.Derivation` decided by the kernel; returns its ``ok``.
 
         Every step must be proved for the claim to hold.  ``caption`` None prints the
         derivation's title; ``show`` renames matrices in the printed view only.
@@ -241,10 +241,10 @@ class Section:
         ``steps`` are ``(expr, reason)`` or ``(expr, reason, uses)``; every step is
         decided by the kernel in ``context`` (a fresh :class:`~symnet.kernel.Context`
         when None).  ``where`` lists ``(symbol, expression)`` definitions to print
-        under the chain.  Returns the :class:`~symnet.derivation.Derivation`.
+        under the chain.  Returns the :class:`~symnet.notes.derivation.Derivation`.
         """
-        from .derivation import ChainBuilder, Derivation
-        from .kernel import Context
+        from symnet.kernel import Context
+        from symnet.notes.derivation import ChainBuilder, Derivation
 
         ctx = context if context is not None else Context()
         builder = ChainBuilder(ctx, lhs, title=title)
@@ -258,7 +258,7 @@ class Section:
 
     def check(self, statement: str, check: Any) -> bool:
         """A single kernel verdict (a :class:`~symnet.kernel.Check`) stated in words."""
-        from .kernel import Check
+        from symnet.kernel import Check
 
         if not isinstance(check, Check):
             raise TypeError("Section.check needs the kernel's Check")
@@ -342,7 +342,7 @@ def table_item(header: Sequence[str], rows: Sequence[Sequence[Any]], caption: st
 def _symbol_names(derivation: Any) -> dict[str, str]:
     import sympy as sp
 
-    from .printing import symbol_latex
+    from symnet.render.printing import symbol_latex
 
     names: dict[str, str] = {}
     for chain in derivation.chains:
@@ -358,7 +358,7 @@ def _renamer(show: dict[str, str] | None):
     """A function applying display renames (``{"Wc": "W'"}``) to rendered LaTeX."""
     if not show:
         return lambda s: s
-    from .printing import symbol_latex
+    from symnet.render.printing import symbol_latex
 
     pairs = [(symbol_latex(a), symbol_latex(b)) for a, b in show.items()]
     pairs += [(symbol_latex(a, bold=False), symbol_latex(b, bold=False)) for a, b in show.items()]
@@ -397,7 +397,7 @@ def _with_names(text: str, names: dict[str, str], as_text, as_math) -> str:
 def reason_latex(reason: str, names: dict[str, str]) -> str:
     """A stated reason, for math mode: ``\\text{...}`` for its words, the names
     (``W'_{1..2}``) and formulas (``f(z) = a z + c``) in it as math (``$...$`` is math already)."""
-    from .display import reason_latex as shown
+    from symnet.render.display import reason_latex as shown
 
     return shown(reason, names) if reason else ""
 
@@ -414,7 +414,7 @@ def _title_latex(title: str, names: dict[str, str]) -> str:
 
 
 def _verdict_mark(step: Any) -> str:
-    from .display import latex_mark, shown
+    from symnet.render.display import latex_mark, shown
 
     text = shown(step)
     out = latex_mark(step.verdict)
@@ -424,14 +424,14 @@ def _verdict_mark(step: Any) -> str:
 
 
 def _latex(e: Any, rename) -> str:
-    from .display import expr_latex
+    from symnet.render.display import expr_latex
 
     return rename(expr_latex(e))
 
 
 def _failure_rows(step: Any, names: dict[str, str]) -> list[str]:
     """Under a step that is not proved: why, and a refuted step's counterexample."""
-    from .display import counterexample_rows
+    from symnet.render.display import counterexample_rows
 
     if step.verdict == "proved":
         return []
@@ -506,7 +506,7 @@ def derivation_item(derivation: Any, caption: str | None = None,
     ``caption`` None uses the derivation's title; ``""`` prints none.
     """
     rename = _renamer(show)
-    from .display import symbol_names
+    from symnet.render.display import symbol_names
 
     names = symbol_names(derivation)  # a 1x1 L, the loss, is a scalar: not bold
     steps = derivation.steps
@@ -848,8 +848,8 @@ def deriv_metadata(text: str) -> dict[str, Any]:
 
 
 def run_deriv(path: Path) -> Part:
-    """Check a ``.deriv`` proof with :mod:`symnet.checkfile`; every step must be proved."""
-    from .checkfile import check_file
+    """Check a ``.deriv`` proof with :mod:`symnet.notes.checkfile`; every step must be proved."""
+    from symnet.notes.checkfile import check_file
 
     start = time.perf_counter()
     try:
@@ -916,7 +916,7 @@ def run_python(path: Path) -> Part:
             raise SymnetError(f"{path}: no run() function")
         section = run()
         if not isinstance(section, Section):
-            raise SymnetError(f"{path}: run() must return a symnet.proofs.Section")
+            raise SymnetError(f"{path}: run() must return a symnet.notes.proofs.Section")
         if section.claim != claim:
             raise SymnetError(f"{path}: run() returned a section for {section.claim}, not {claim}")
         part.items = list(section.items)
@@ -1050,7 +1050,7 @@ def shipped_directory() -> Path:
     In a clone the library is the top-level ``proofs/`` beside ``pyproject.toml``; an
     installed symnet ships the same files as ``symnet/_proofs`` (package data).
     """
-    package = Path(__file__).resolve().parent
+    package = Path(__file__).resolve().parent.parent  # symnet/notes/proofs.py -> symnet/
     clone = package.parent / "proofs"
     if clone.is_dir() and (package.parent / "pyproject.toml").is_file():
         return clone

@@ -3,7 +3,7 @@
 A :class:`Chain` reads ``lhs = e_1 = e_2 = ...``; each :class:`Step` holds the
 expression ``e_i``, the stated reason and the kernel's :class:`~symnet.kernel.Check`
 of ``e_{i-1} = e_i`` (``lhs = e_1`` for the first step).  A :class:`Derivation`
-is a titled sequence of chains.  Printers (:mod:`symnet.printing`) are views of
+is a titled sequence of chains.  Printers (:mod:`symnet.render.printing`) are views of
 these objects; nothing here computes while printing.
 
 Steps are created only through :class:`ChainBuilder`, which asks the kernel for
@@ -16,7 +16,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from .kernel import PROVED, REFUTED, UNPROVED, Check, Context, issued
+from symnet.kernel import PROVED, REFUTED, UNPROVED, Check, Context, issued
 
 
 @dataclass(frozen=True)
@@ -100,22 +100,22 @@ class Derivation:
 
     # views -------------------------------------------------------------
     def to_text(self) -> str:
-        from .printing import derivation_text
+        from symnet.render.printing import derivation_text
 
         return derivation_text(self)
 
     def to_latex(self) -> str:
-        from .printing import derivation_latex
+        from symnet.render.printing import derivation_latex
 
         return derivation_latex(self)
 
     def to_markdown(self) -> str:
-        from .printing import derivation_markdown
+        from symnet.render.printing import derivation_markdown
 
         return derivation_markdown(self)
 
     def to_dict(self) -> dict:
-        from .printing import derivation_dict
+        from symnet.render.printing import derivation_dict
 
         return derivation_dict(self)
 
@@ -123,23 +123,23 @@ class Derivation:
         return self.to_text()
 
     def __repr__(self) -> str:
-        from .display import derivation_repr
+        from symnet.render.display import derivation_repr
 
         return derivation_repr(self)
 
     # Jupyter: chains stacked vertically, a verdict mark on every step
     def _repr_latex_(self) -> str:
-        from .display import derivation_repr_latex
+        from symnet.render.display import derivation_repr_latex
 
         return derivation_repr_latex(self)
 
     def _repr_html_(self) -> str:
-        from .display import derivation_html
+        from symnet.render.display import derivation_html
 
         return derivation_html(self)
 
     def _repr_markdown_(self) -> str:
-        from .display import derivation_markdown
+        from symnet.render.display import derivation_markdown
 
         return derivation_markdown(self)
 

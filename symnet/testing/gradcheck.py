@@ -65,7 +65,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import SymnetError
+from symnet.errors import SymnetError
 
 #: Round-off of one loss evaluation, in units of ``eps`` times the size of its terms.
 NOISE = 32.0
@@ -221,22 +221,22 @@ class GradCheckReport:
         return "\n".join(lines)
 
     def __repr__(self) -> str:
-        from .display import gradcheck_repr
+        from symnet.render.display import gradcheck_repr
 
         return gradcheck_repr(self)
 
     def _repr_html_(self) -> str:
-        from .display import gradcheck_html
+        from symnet.render.display import gradcheck_html
 
         return gradcheck_html(self)
 
     def _repr_markdown_(self) -> str:
-        from .display import gradcheck_markdown
+        from symnet.render.display import gradcheck_markdown
 
         return gradcheck_markdown(self)
 
     def _repr_latex_(self) -> str:
-        from .display import gradcheck_latex
+        from symnet.render.display import gradcheck_latex
 
         return gradcheck_latex(self)
 
@@ -531,7 +531,7 @@ def _taylor(loss, gradient, base, wrt, eps, f0, measured, rng) -> Taylor:
 
 
 def check_gradients(g: Any, point: dict[str, Any], **options: Any) -> GradCheckReport:
-    """Check a :class:`symnet.backprop.Gradients`' compiled gradients at ``point``.
+    """Check a :class:`symnet.networks.backprop.Gradients`' compiled gradients at ``point``.
 
     ``point`` holds ``x``, ``t``, the weights and any scalar parameters; the
     analytic gradient is ``g.function()`` there, the loss ``g.loss_function()``.

@@ -1,8 +1,8 @@
 """Checking derivation files and Markdown notes with the kernel, and reporting the results.
 
 :func:`check_text` parses a ``.deriv`` file (or the ``symnet`` fenced blocks of a
-Markdown file) with :mod:`symnet.deriv` and asks the kernel about every step,
-through :class:`~symnet.derivation.ChainBuilder`: this module never decides a
+Markdown file) with :mod:`symnet.notes.deriv` and asks the kernel about every step,
+through :class:`~symnet.notes.derivation.ChainBuilder`: this module never decides a
 step itself.  Results are plain data (:class:`FileResult`, :class:`Report`)
 with three views: compiler-style text, JSON and LaTeX (optionally compiled to
 PDF with ``pdflatex``).
@@ -29,13 +29,13 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from .deriv import MAX_FILE_CHARS, DerivError, DerivFile, decode, parse
-from .derivation import Chain, ChainBuilder, Derivation, Step
-from .display import tex_text as _tex  # the one LaTeX text escaper
-from .errors import ShapeError, SymnetError
-from .kernel import PROVED, REFUTED, UNPROVED, Check, Context
-from .kernel import terms as T
-from .kernel.terms import Term
+from symnet.errors import ShapeError, SymnetError
+from symnet.kernel import PROVED, REFUTED, UNPROVED, Check, Context
+from symnet.kernel import terms as T
+from symnet.kernel.terms import Term
+from symnet.notes.deriv import MAX_FILE_CHARS, DerivError, DerivFile, decode, parse
+from symnet.notes.derivation import Chain, ChainBuilder, Derivation, Step
+from symnet.render.display import tex_text as _tex  # the one LaTeX text escaper
 
 #: File name endings read as Markdown (their ``symnet`` fenced blocks are checked).
 MARKDOWN_SUFFIXES = (".md", ".markdown")
@@ -86,7 +86,7 @@ def markdown_source(text: str, path: str = "<string>") -> tuple[str, str, int]:
     up to the end of its container.  Indented code blocks and fences inside
     other fences are code, not blocks.  A ``symnet`` fence inside an HTML
     comment or any other raw HTML block is hidden or not rendered as code, so
-    it is an error (:class:`~symnet.deriv.DerivError`), as is a ``symnet``
+    it is an error (:class:`~symnet.notes.deriv.DerivError`), as is a ``symnet``
     fence nested too deeply for the parser.
 
     Lines outside ``symnet`` blocks become empty, and container prefixes
@@ -278,27 +278,27 @@ class FileResult:
         return d
 
     def __repr__(self) -> str:
-        from .display import file_repr
+        from symnet.render.display import file_repr
 
         return file_repr(self)
 
     def _repr_html_(self) -> str:
-        from .display import file_html
+        from symnet.render.display import file_html
 
         return file_html(self)
 
     def _repr_markdown_(self) -> str:
-        from .display import file_markdown
+        from symnet.render.display import file_markdown
 
         return file_markdown(self)
 
     def _repr_latex_(self) -> str:
-        from .display import file_repr_latex
+        from symnet.render.display import file_repr_latex
 
         return file_repr_latex(self)
 
     def to_markdown(self) -> str:
-        from .display import file_markdown
+        from symnet.render.display import file_markdown
 
         return file_markdown(self)
 
@@ -688,7 +688,7 @@ def derivation_block(result: FileResult) -> str:
     """The checked chains of a file as ``align*`` blocks: a verdict mark on every step, reasons
     with their math typeset as math, side conditions, counterexamples of refuted steps, and the
     ``where`` line kept on the page of its chain."""
-    from .display import file_chain_latex, symbol_names
+    from symnet.render.display import file_chain_latex, symbol_names
 
     shown = result.shown
     if shown is None or not shown.chains:
@@ -710,7 +710,7 @@ def derivation_block(result: FileResult) -> str:
 
 def file_latex(result: FileResult) -> str:
     """A section for one file: its chains as ``align*`` blocks, or its error."""
-    from .display import counterexample_latex, latex_mark
+    from symnet.render.display import counterexample_latex, latex_mark
 
     title = result.title or os.path.basename(result.path)
     out = [f"\\section*{{{_tex(title)}}}", f"\\noindent\\texttt{{{_tex(result.path)}}}\\par"]
@@ -759,7 +759,7 @@ def report_latex(report: Report, standalone: bool = True) -> str:
 
 def report_markdown(report: Report) -> str:
     """Markdown: a section per file (``$$\\begin{aligned}...`` math, marks), then the summary line."""
-    from .display import file_markdown
+    from symnet.render.display import file_markdown
 
     parts = [file_markdown(f) for f in report.files]
     summary = report_text(report).rstrip("\n").splitlines()[-1]

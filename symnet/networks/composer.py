@@ -19,8 +19,8 @@ import sympy as sp
 from sympy.core.sympify import _sympify
 from sympy.matrices.expressions.applyfunc import ElementwiseApplyFunction
 
-from .activations import BoundActivation, parse_spec
-from .errors import ShapeError, SpecError
+from symnet.errors import ShapeError, SpecError
+from symnet.networks.activations import BoundActivation, parse_spec
 
 #: Widths above this are refused (symbolic work is fine, numeric checks are not).
 MAX_WIDTH = 1024
@@ -262,16 +262,16 @@ class Network:
         return f"Network.dense([{widths}], [{acts}])"
 
     def _repr_html_(self) -> str:
-        from .display import network_html
+        from symnet.render.display import network_html
 
         return network_html(self)
 
     def _repr_markdown_(self) -> str:
-        from .display import network_markdown
+        from symnet.render.display import network_markdown
 
         return network_markdown(self)
 
     def _repr_latex_(self) -> str:
-        from .display import network_latex
+        from symnet.render.display import network_latex
 
         return network_latex(self)

@@ -23,11 +23,11 @@ from typing import Any
 import numpy as np
 import sympy as sp
 
-from .composer import Network, matadd, matmul
-from .derivation import Chain, ChainBuilder, Derivation
-from .errors import SpecError
-from .kernel import PROVED, Context
-from .numeric import Evaluator
+from symnet.errors import SpecError
+from symnet.kernel import PROVED, Context
+from symnet.networks.composer import Network, matadd, matmul
+from symnet.networks.numeric import Evaluator
+from symnet.notes.derivation import Chain, ChainBuilder, Derivation
 
 #: ``style="auto"`` prints the full textbook chain up to this depth.
 AUTO_CHAIN_MAX = 6
@@ -104,22 +104,22 @@ class Witness:
 
     # rich display (Jupyter): stacked LaTeX, HTML and Markdown with verdict marks
     def __repr__(self) -> str:
-        from .display import witness_repr
+        from symnet.render.display import witness_repr
 
         return witness_repr(self)
 
     def _repr_html_(self) -> str:
-        from .display import witness_html
+        from symnet.render.display import witness_html
 
         return witness_html(self)
 
     def _repr_markdown_(self) -> str:
-        from .display import witness_markdown
+        from symnet.render.display import witness_markdown
 
         return witness_markdown(self)
 
     def _repr_latex_(self) -> str:
-        from .display import witness_latex
+        from symnet.render.display import witness_latex
 
         return witness_latex(self)
 
@@ -157,7 +157,7 @@ class CollapseResult:
         return self.derivation.ok and (self.numeric_ok if self.collapsible else self.witness is not None)
 
     def to_dict(self) -> dict:
-        from .printing import derivation_dict, sstr
+        from symnet.render.printing import derivation_dict, sstr
 
         rank = self.rank_bound
         return {
@@ -181,18 +181,18 @@ class CollapseResult:
         }
 
     def to_text(self) -> str:
-        from .printing import collapse_text
+        from symnet.render.printing import collapse_text
 
         return collapse_text(self)
 
     def to_latex(self, standalone: bool = False) -> str:
         """The whole result in LaTeX (an ``align*`` fragment; ``standalone``: a document)."""
-        from .printing import collapse_latex
+        from symnet.render.printing import collapse_latex
 
         return collapse_latex(self, standalone=standalone)
 
     def to_markdown(self) -> str:
-        from .printing import collapse_markdown
+        from symnet.render.printing import collapse_markdown
 
         return collapse_markdown(self)
 
@@ -201,22 +201,22 @@ class CollapseResult:
 
     # rich display (Jupyter): stacked LaTeX, HTML and Markdown with verdict marks
     def __repr__(self) -> str:
-        from .display import collapse_repr
+        from symnet.render.display import collapse_repr
 
         return collapse_repr(self)
 
     def _repr_html_(self) -> str:
-        from .display import collapse_html
+        from symnet.render.display import collapse_html
 
         return collapse_html(self)
 
     def _repr_markdown_(self) -> str:
-        from .display import collapse_markdown
+        from symnet.render.display import collapse_markdown
 
         return collapse_markdown(self)
 
     def _repr_latex_(self) -> str:
-        from .display import collapse_latex
+        from symnet.render.display import collapse_latex
 
         return collapse_latex(self)
 
@@ -485,7 +485,7 @@ def collapse(net: Network, style: str = "auto", trials: int = 3, seed: int = 0) 
         W, b = segments[0].W, segments[0].b
         rank = _rank_bound(net)
         done, worst, rel = _numeric_cross_check(net, W, b, ctx.definitions, trials=5, seed=seed)
-        from .printing import text
+        from symnet.render.printing import text
 
         notes.append(f"rank W' <= {text(rank)} (min of the widths).")
     else:
@@ -497,7 +497,7 @@ def collapse(net: Network, style: str = "auto", trials: int = 3, seed: int = 0) 
         witness = find_witness(net, seed=seed)
         if witness is None:
             notes.append("No witness found (unproved).")
-    from .printing import widths_label
+    from symnet.render.printing import widths_label
 
     title = "Collapse of " + widths_label(net.widths) + " network"
     derivation = Derivation(title, tuple(chains), tuple(notes))

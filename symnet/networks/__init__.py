@@ -1,0 +1,1 @@
+"""Networks: the composer, activations and losses, collapse, backprop and compiled NumPy code."""

@@ -1,0 +1,1 @@
+"""Files and notes: ``.deriv`` files, Markdown notes, derivations as data, the proof library."""

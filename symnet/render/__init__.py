@@ -1,0 +1,1 @@
+"""Renderers: plain text, LaTeX, Markdown, JSON and the rich (Jupyter) displays. Views only."""
