@@ -17,12 +17,15 @@ def test_source_has_named_intermediates_and_reuses_activations():
     src = g.program().source()
     for name in ("z1 =", "h1 =", "z2 =", "h2 =", "z3 =", "y =", "L =", "delta3 =", "delta2 =", "delta1 ="):
         assert f"        {name}" in src, name
-    # tanh runs once per layer; tanh'(z) is its stable form sech(z)^2 = 4 e^-2|z| / (1 + e^-2|z|)^2
-    # (not 1 - h^2, which is 0 instead of tiny for |z| > 19)
-    assert src.count("np.tanh(") == 3
-    assert "_df_tanh(z2)" in src and "_df_tanh(z1)" in src
+    # tanh runs once per layer, into a workspace buffer; delta_l = (delta_{l+1} W^T) (.) tanh'(z_l)
+    # is one matrix product into a buffer, then the fused g / cosh(z)^2 (not g (1 - h^2), which
+    # is 0 instead of tiny for |z| > 19)
+    assert src.count("np.tanh(") == 3 and "h1 = np.tanh(z1, out=h1)" in src
+    assert "z2 = np.matmul(h1, W2, out=z2)" in src and "z2 = np.add(z2, b2, out=z2)" in src
+    assert "delta2 = np.matmul(delta3, W3.T, out=delta2)" in src
+    assert "_times_d_tanh(delta2, z2, delta2, _slots[" in src and "_times_d_tanh(delta1, z1, delta1" in src
     # the residual y - t is computed once and used by the loss and by delta3
-    assert src.count("(y - t)") == 1
+    assert src.count("np.subtract(y, t, out=") == 1
     # gradients: one matrix product per weight, a column sum per bias
     assert "(h2.T @ delta3)" in src and "np.sum(delta1, axis=0, keepdims=True)" in src
 

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import keyword
 import re
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -275,6 +276,8 @@ class _Generator:
         self.dims: dict = {}  # dimension Symbol -> code
         self.scalar = ScalarPrinter(self.names, self.namespace)
         self.forms: dict = {}  # (activation, "f"/"df", parameters) -> name of its stable form
+        self.buffers: dict = {}  # placeholder -> (shape code, variable it is bound to or None)
+        self.batch = self.identifier(program.batched[0]) + ".shape[0]" if program.batched else None
 
     # -- names -------------------------------------------------------------
     def identifier(self, sym: Any) -> str:
@@ -356,10 +359,15 @@ class _Generator:
 
         emit(ready.get(-1, []))
         for i, (sym, expr) in enumerate(assignments):
-            value = self.value(expr)
             name = self.identifier(sym)
-            self.lines.append(f"{name} = {value.code}")
-            self.values[sym] = Value(name, value.layout, sym.shape)
+            lines = self.into_buffer(expr, name)
+            if lines is not None:
+                self.lines.extend(lines)
+                self.values[sym] = self.values[expr] = Value(name, ROWS, sym.shape)
+            else:
+                value = self.value(expr)
+                self.lines.append(f"{name} = {value.code}")
+                self.values[sym] = Value(name, value.layout, sym.shape)
             if isinstance(expr, ElementwiseApplyFunction):
                 self.applied.setdefault(expr.expr, []).append((_body(expr.function), name))
             if sym == p.loss:
@@ -368,10 +376,11 @@ class _Generator:
             emit(ready.get(i, []))
         if outputs:
             raise CodegenError(f"outputs {', '.join(outputs)} use symbols with no value")
-        body = "\n".join("        " + line for line in _free_dead(self.lines, set(args) | set(results.values())))
+        lines = _assign_slots(self.lines, self.buffers, [*p.batched, *p.parameters], self.identifier)
+        body = "\n".join("        " + line for line in _free_dead(lines, set(args) | set(results.values())))
         ret = ", ".join(f"{k!r}: {results[k]}" for k in ["loss", *p.outputs] if k in results)
         source = (
-            f"def symnet_gradients({', '.join(args)}):\n"
+            f"def symnet_gradients({', '.join([*args, '_workspace'])}):\n"
             "    with np.errstate(all='ignore'):\n"
             f"{body}\n"
             "        return {" + ret + "}\n"
@@ -413,6 +422,14 @@ class _Generator:
         hit = self.values.get(e)
         if hit is not None:
             return hit
+        if e in self.shared_nodes:  # computed once: into a workspace buffer when it can be
+            self.temps += 1
+            name = f"_e{self.temps}"
+            lines = self.into_buffer(e, name)
+            if lines is not None:
+                self.lines.extend(lines)
+                self.values[e] = Value(name, ROWS, e.shape)
+                return self.values[e]
         v = self.convert(e)
         if e in self.shared_nodes and not _is_name(v.code):
             v = Value(self.temp(v.code), v.layout, v.shape)
@@ -524,8 +541,161 @@ class _Generator:
         if la == COLS and lb == ROWS:  # sum over the batch of outer products
             return Value(f"({a.code}.T @ {b.code})", SUMMED, shape)
         if la == ROWS and lb == COLS:  # row-wise inner products
-            return Value(f"np.sum({a.code} * {b.code}, axis=1, keepdims=True)", ROWS, shape)
+            return Value(f"np.einsum('ij,ij->i', {a.code}, {b.code})[:, None]", ROWS, shape)
         raise CodegenError(f"a {la} by {lb} product with a per-example {shape[0]}x{shape[1]} result")
+
+    # -- in place, into workspace buffers ------------------------------------
+    #
+    # A per-example row (an N x c array for the batch) that is a product ``h W``, a sum, a
+    # Hadamard product or a NumPy ufunc of a row is written into a buffer of the compiled
+    # function's workspace (``z2 = np.matmul(h1, W2, out=z2)``, then ``np.add(z2, b2,
+    # out=z2)``) rather than into fresh arrays: the buffers are allocated once and kept
+    # between calls, so a call makes no large temporaries (each one costs page faults when
+    # first touched).  ``g (.) f'(z)`` for an activation of :data:`TIMES_DERIVATIVE` runs
+    # that fused form.  Anything else is printed as an expression, as above.
+
+    def into_buffer(self, e: Any, name: str) -> list[str] | None:
+        """Lines binding ``name`` to a buffer and writing the batch of ``e`` into it, or None."""
+        if self.batch is None or not isinstance(e, sp.MatrixExpr) or not _is_one(e.shape[0]):
+            return None
+        try:
+            shape = f"({self.batch}, {self.dim(e.shape[1])})"
+        except CodegenError:
+            return None
+        placeholder = self.buffer(shape, name)
+        lines = self.write(e, name, top=True)
+        if lines is None:
+            del self.buffers[placeholder]
+            return None
+        return [f"{name} = {placeholder}", *lines]
+
+    def buffer(self, shape: str, owner: str | None) -> str:
+        """A placeholder for a workspace array of ``shape``, bound to ``owner`` (None: scratch)."""
+        placeholder = f"_buf{len(self.buffers)}"
+        while placeholder in self.buffers:
+            placeholder += "_"
+        self.buffers[placeholder] = (shape, owner)
+        return placeholder
+
+    def part(self, e: Any) -> Value:
+        """The value of an operand, remembered so that falling back prints nothing twice."""
+        v = self.value(e)
+        self.values.setdefault(e, v)
+        return v
+
+    def write(self, e: Any, out: str, top: bool = False) -> list[str] | None:
+        """Lines writing the batch of the per-example row ``e`` into ``out``, or None."""
+        if not top and (e in self.values or e in self.shared_nodes):
+            return None  # already has a name
+        if isinstance(e, sp.MatMul):
+            return self.write_product(e, out)
+        if isinstance(e, sp.MatAdd):
+            return self.write_sum(e, out)
+        if isinstance(e, HadamardProduct):
+            return self.write_hadamard(e, out)
+        if isinstance(e, ElementwiseApplyFunction):
+            return self.write_ufunc(e, out)
+        return None
+
+    def write_product(self, e: sp.MatMul, out: str) -> list[str] | None:
+        """``h W`` (rows times a shared matrix) as one ``np.matmul`` into ``out``."""
+        coeff = sp.Mul(*[a for a in e.args if not isinstance(a, sp.MatrixExpr)])
+        mats = [a for a in e.args if isinstance(a, sp.MatrixExpr) and not isinstance(a, sp.Identity)]
+        if len(mats) != 2 or isinstance(mats[1], sp.OneMatrix):
+            return None
+        a, b = self.part(mats[0]), self.part(mats[1])
+        if a.layout != ROWS or b.layout != SHARED:
+            return None
+        lines = [f"{out} = np.matmul({a.code}, {b.code}, out={out})"]
+        if coeff != 1:
+            lines.append(f"{out} = np.multiply({out}, {self.scalar(coeff)}, out={out})")
+        return lines
+
+    def write_sum(self, e: sp.MatAdd, out: str) -> list[str] | None:
+        """A sum of rows and shared rows, accumulated in ``out``."""
+        terms = [(term, "add") if _negated(term) is None else (_negated(term), "subtract") for term in e.args]
+        if terms[0][1] != "add":
+            return None
+        return self.accumulate([t for t, _ in terms], [op for _, op in terms], out)
+
+    def write_hadamard(self, e: HadamardProduct, out: str) -> list[str] | None:
+        """A Hadamard product, the factors ``f'(z)`` of :data:`TIMES_DERIVATIVE` applied last."""
+        if self.softmax_times_sum(e) is not None:
+            return None
+        fused = [self.times_derivative(f) for f in e.args]
+        others = [f for f, d in zip(e.args, fused) if d is None]
+        if not others:
+            return None
+        source = out
+        if len(others) > 1:
+            lines = self.accumulate(others, ["multiply"] * len(others), out)
+        else:
+            lines = self.write(others[0], out)
+        if lines is None:
+            g = self.part(others[0])
+            if len(others) > 1 or g.layout != ROWS or len(others) == len(e.args):
+                return None
+            lines, source = [], g.code  # the first fused factor reads g itself
+        for helper, arg in filter(None, fused):
+            scratch = self.buffer(f"({self.batch}, {self.dim(e.shape[1])})", None)
+            lines.append(f"{out} = {helper}({source}, {arg}, {out}, {scratch})")
+            source = out
+        return lines
+
+    def accumulate(self, terms: list, ops: list[str], out: str) -> list[str] | None:
+        """``terms[0] ops[1] terms[1] ...`` (NumPy ufunc names) in ``out``: the first term
+        written there, or the first two combined into it, then the rest in place.  Only
+        for rows and shared rows, at least one a row."""
+        lines = self.write(terms[0], out)
+        start = 1
+        if lines is None:
+            first = self.part(terms[0])
+            if len(terms) == 1:
+                return None
+            else:
+                second = self.part(terms[1])
+                if {first.layout, second.layout} - {ROWS, SHARED} or ROWS not in (first.layout, second.layout):
+                    return None
+                lines = [f"{out} = np.{ops[1]}({first.code}, {second.code}, out={out})"]
+                start = 2
+        for term, op in zip(terms[start:], ops[start:]):
+            v = self.part(term)
+            if v.layout not in (ROWS, SHARED):
+                return None
+            lines.append(f"{out} = np.{op}({out}, {v.code}, out={out})")
+        return lines
+
+    def write_ufunc(self, e: ElementwiseApplyFunction, out: str) -> list[str] | None:
+        """``f(z)`` for ``f`` a NumPy ufunc of :data:`_UNARY` (``np.tanh(z1, out=h1)``)."""
+        if _is_function(e.function, "log"):
+            return None  # may be a log-sum-exp
+        body = _body(e.function)
+        if type(body) not in _UNARY or body.args != (_Z,):
+            return None
+        arg = self.part(e.expr)
+        if arg.layout != ROWS or not _is_name(arg.code):
+            return None
+        if self.tabled(body, arg.code) is not None or self.at_kinks(body, arg.code, "?") != "?":
+            return None
+        return [f"{out} = {_UNARY[type(body)]}({arg.code}, out={out})"]
+
+    def times_derivative(self, factor: Any) -> tuple[str, str] | None:
+        """``(helper, z)`` when ``factor`` is ``f'(z)`` of an activation of
+        :data:`TIMES_DERIVATIVE` (no parameters, nothing to change at kinks), z a named row."""
+        if not isinstance(factor, ElementwiseApplyFunction):
+            return None
+        from symnet.networks.activations import Z, describe_derivative
+
+        body = _body(factor.function)
+        act = describe_derivative(body.xreplace({_Z: Z}))
+        if act is None or act.name not in TIMES_DERIVATIVE or act.params:
+            return None
+        arg = self.part(factor.expr)
+        if arg.layout != ROWS or not _is_name(arg.code) or self.at_kinks(body, arg.code, "?") != "?":
+            return None
+        helper = f"_times_d_{act.name}"
+        self.namespace[helper] = TIMES_DERIVATIVE[act.name]
+        return helper, arg.code
 
     def apply(self, e: ElementwiseApplyFunction) -> Value:
         arg = self.value(e.expr)
@@ -706,6 +876,29 @@ def _e(z):
     return np.exp(-np.abs(z))
 
 
+def _times_d_tanh(g, z, out, scratch):
+    """``out = g (.) tanh'(z)``, as ``g / cosh(z)^2`` (exact to rounding; ``1 - tanh(z)^2``
+    is 0 for |z| > 19)."""
+    np.cosh(z, out=scratch)
+    np.multiply(scratch, scratch, out=scratch)
+    return np.divide(g, scratch, out=out)
+
+
+def _times_d_sigmoid(g, z, out, scratch):
+    """``out = g (.) sigmoid'(z)``, as ``g e / (1 + e)^2`` with ``e = exp(-|z|)`` (``exp(-z)``
+    on complex arrays, where ``|z|`` is not analytic)."""
+    if np.iscomplexobj(z):
+        e = np.exp(-z)
+        return np.divide(g * e, (1 + e) ** 2, out=out)
+    np.abs(z, out=scratch)
+    np.negative(scratch, out=scratch)
+    np.exp(scratch, out=scratch)
+    np.multiply(g, scratch, out=out)
+    np.add(scratch, 1, out=scratch)
+    np.multiply(scratch, scratch, out=scratch)
+    return np.divide(out, scratch, out=out)
+
+
 def _sigmoid(z):
     e = _e(z)
     return np.where(z >= 0, 1 / (1 + e), e / (1 + e))
@@ -750,7 +943,7 @@ _SQRT2PI = float(np.sqrt(2 * np.pi))
 #: activation -> {"f": form, "df": form}; a form takes z and the parameters by name.
 STABLE_FORMS: dict[str, dict[str, Any]] = {
     "sigmoid": {"f": lambda z: _sigmoid(z), "df": lambda z: _e(z) / (1 + _e(z)) ** 2},
-    "tanh": {"df": lambda z: _sech2(z)},
+    "tanh": {"df": lambda z: 1 / np.cosh(z) ** 2},  # inf beyond |z| ~ 710: 0, the value rounded
     "softplus": {"f": lambda z: _softplus(z), "df": lambda z: _sigmoid(z)},
     "silu": {"f": lambda z: z * _sigmoid(z),
              "df": lambda z: _sigmoid(z) * (1 + z * _sigmoid(-z))},
@@ -773,6 +966,12 @@ STABLE_FORMS: dict[str, dict[str, Any]] = {
 }
 for _alias, _name in (("logistic", "sigmoid"), ("swish", "silu"), ("swish1", "silu"), ("atan", "arctan")):
     STABLE_FORMS[_alias] = STABLE_FORMS[_name]
+
+#: activation -> ``helper(g, z, out, scratch)`` writing ``g (.) f'(z)`` into ``out`` (which may
+#: be ``g``) through one scratch array: the backward step ``delta_l = (delta_{l+1} W^T) (.) f'(z_l)``
+#: with no temporaries.  Same values as :data:`STABLE_FORMS` (exact to rounding), on real and
+#: complex arrays alike (the formulas are analytic).
+TIMES_DERIVATIVE: dict[str, Any] = {"tanh": _times_d_tanh, "sigmoid": _times_d_sigmoid, "logistic": _times_d_sigmoid}
 
 
 def _stable_helper(form: Any, params: dict, naive: Any) -> Any:
@@ -870,6 +1069,81 @@ def _free_dead(lines: list[str], keep: set[str]) -> list[str]:
     return out
 
 
+_PLACEHOLDER = re.compile(r"\b_buf\d+_*\b")
+
+
+def _assign_slots(lines: list[str], buffers: dict, arrays: list, identifier: Any) -> list[str]:
+    """Each buffer placeholder replaced by a slot of the workspace, ``_slots[k]``.
+
+    A slot is reused for a later buffer of the same shape once every name for the array it
+    holds is dead (``a = b`` makes ``a`` a name for ``b``'s array), so the workspace is as
+    large as the arrays alive at once.  A line fetching the slots (``_workspace(dtype,
+    shapes)``, the dtype that of all the arrays given) goes before the first use.
+    """
+    if not buffers:
+        return lines
+    splits = [line.split(" = ", 1) for line in lines]
+    last: dict[str, int] = {}
+    for i, (target, rhs) in enumerate(splits):
+        last.setdefault(target, i)
+        for name in _IDENTIFIER.findall(rhs):
+            last[name] = i
+    root: dict[str, str] = {}  # a name -> the placeholder whose array it names
+    for target, rhs in splits:
+        bare = rhs.strip("() ").removesuffix(".T")
+        if bare.isidentifier():
+            root.setdefault(target, root.get(bare, bare))
+    span: dict[str, list[int]] = {}  # placeholder -> [first line, last line] of its array
+    for i, line in enumerate(lines):
+        for name in _PLACEHOLDER.findall(line):
+            span.setdefault(name, [i, i])[1] = i
+    for name, i in last.items():
+        if root.get(name) in span:
+            span[root[name]][1] = max(span[root[name]][1], i)
+    shapes: list[str] = []
+    slot: dict[str, int] = {}
+    free: dict[str, list[int]] = {}
+    alive: list[str] = []
+    for start, placeholder in sorted((s[0], p) for p, s in span.items()):
+        for other in [o for o in alive if span[o][1] < start]:
+            alive.remove(other)
+            free.setdefault(buffers[other][0], []).append(slot[other])
+        shape = buffers[placeholder][0]
+        if free.get(shape):
+            slot[placeholder] = free[shape].pop()
+        else:
+            slot[placeholder] = len(shapes)
+            shapes.append(shape)
+        alive.append(placeholder)
+    first = min(s[0] for s in span.values())
+    dtype = "np.result_type(" + ", ".join(identifier(a) for a in arrays) + ")"
+    fetch = f"_slots = _workspace({dtype}, ({', '.join(shapes)},))"
+    out = [_PLACEHOLDER.sub(lambda m: f"_slots[{slot[m.group(0)]}]", line) for line in lines]
+    return [*out[:first], fetch, *out[first:]]
+
+
+class Workspace:
+    """The arrays a compiled function writes its intermediates into, kept between calls.
+
+    One set per thread, for the most recent dtype and shapes (a new batch size replaces
+    them); :meth:`release` frees them.
+    """
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+
+    def __call__(self, dtype: Any, shapes: tuple) -> list[np.ndarray]:
+        key = (np.dtype(dtype), shapes)
+        held = getattr(self._local, "held", None)
+        if held is None or held[0] != key:
+            held = self._local.held = (key, [np.empty(shape, dtype) for shape in shapes])
+        return held[1]
+
+    def release(self) -> None:
+        """Drop this thread's arrays (the next call allocates them again)."""
+        self._local.held = None
+
+
 def _exec_generated(source: str, namespace: dict) -> Any:
     """Compile source *generated by this module from SymPy trees* (never user text).
 
@@ -902,6 +1176,7 @@ class CompiledFunction:
         self.parameters = [s.name for s in program.parameters]
         self.scalars = [s.name for s in program.scalars]
         self.shapes = {s.name: s.shape for s in [*program.batched, *program.parameters]}
+        self.workspace = Workspace()  # the intermediates' arrays, reused by every call
 
     @property
     def arguments(self) -> list[str]:
@@ -939,7 +1214,7 @@ class CompiledFunction:
             if not np.isscalar(v) and np.ndim(v) != 0:
                 raise ShapeError(f"the scalar parameter {n} must be a number")
             args.append(float(v))
-        out = self.raw(*args)
+        out = self.raw(*args, self.workspace)
         out["loss"] = float(np.asarray(out["loss"]).reshape(-1)[0])
         return out
 

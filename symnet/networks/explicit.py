@@ -2,22 +2,26 @@
 
 Every weight is a scalar symbol (``w1_0_1`` is row 0, column 1 of ``W1``), so
 each entry of ``W'`` is a polynomial.  SymPy's ``Matrix`` products followed by
-``expand`` build and re-sort large expression trees; here a polynomial is a
-dict ``monomial -> integer coefficient`` with a monomial a sorted tuple of
-variable numbers, and the collapse follows the layer recursion
+``expand`` build and re-sort large expression trees; here the collapse follows
+the layer recursion
 
     W'_k = a_k W'_{k-1} W_k,     b'_k = a_k (b'_{k-1} W_k + b_k) + c_k 1,
 
-which multiplies polynomials by single variables only.  The result is checked
-exactly against an independent recomputation (the product associated from the
-right) and numerically against NumPy; SymPy expressions are built only when
-asked for.
+on polynomials in numbered variables, in one of two rings with the same
+operations (:class:`_FlintRing`, python-flint's multivariate polynomials over Q
+written in C, when python-flint is installed, the optional extra
+``symnet[flint]``; else :class:`_DictRing`, plain dicts ``monomial ->
+coefficient`` with a monomial a sorted tuple of variable numbers).  The result
+is checked exactly against an independent recomputation (the product associated
+from the right) and numerically against NumPy at a random point; the entries
+become dicts, and SymPy expressions, only when asked for.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -26,8 +30,16 @@ import sympy as sp
 from symnet.errors import SpecError
 from symnet.networks.composer import Network
 
+try:  # the optional extra symnet[flint]
+    import flint
+except ImportError:  # pragma: no cover - exercised where python-flint is missing
+    flint = None
+
 #: Largest number of polynomial terms an entrywise collapse may produce.
 MAX_TERMS = 200_000
+
+#: The polynomial rings :func:`collapse_entries` can compute in ("flint" needs python-flint).
+BACKENDS = ("flint", "python")
 
 Poly = dict  # monomial (sorted tuple of variable numbers) -> coefficient
 
@@ -58,16 +70,139 @@ def _mul(p: Poly, q: Poly) -> Poly:
     return out
 
 
+class _DictRing:
+    """Polynomials as dicts ``monomial -> coefficient`` (pure Python)."""
+
+    name = "python"
+    zero: Poly = {}
+    one: Poly = {(): 1}
+
+    def var(self, v: int) -> Poly:
+        return {(v,): 1}
+
+    def const(self, c: Any) -> Poly:
+        q = sp.Rational(c)
+        return {(): int(q) if q.q == 1 else q} if q else {}
+
+    def dot(self, ps: list, qs: list) -> Poly:
+        """``sum_k p_k q_k``; a ``q_k`` that is one variable scales ``p_k`` by it."""
+        acc: Poly = {}
+        for p, q in zip(ps, qs):
+            if not p:
+                continue
+            if len(q) == 1:
+                (m, c), = q.items()
+                if c == 1 and len(m) == 1:
+                    _add_into(acc, _scale_var(p, m[0]))
+                    continue
+            _add_into(acc, _mul(p, q))
+        return acc
+
+    def add(self, p: Poly, q: Poly) -> Poly:
+        out = dict(p)
+        _add_into(out, q)
+        return out
+
+    def mul(self, p: Poly, q: Poly) -> Poly:
+        return _mul(p, q)
+
+    def to_dict(self, p: Poly) -> Poly:
+        return p
+
+    def point(self, values: list[float]) -> list[float]:
+        return values
+
+    def evaluate(self, p: Poly, point: list[float]) -> float:
+        return float(sum(float(c) * math.prod([point[v] for v in m]) for m, c in p.items()))
+
+
+class _FlintRing:
+    """Polynomials over Q in C: python-flint's ``fmpq_mpoly`` in ``nvars`` variables."""
+
+    name = "flint"
+
+    def __init__(self, nvars: int):
+        self.ctx = flint.fmpq_mpoly_ctx.get(("v", max(nvars, 1)), "lex")
+        self.gens = self.ctx.gens()
+        self.nvars = len(self.gens)
+        self.zero = self.ctx.from_dict({})
+        self.one = self.const(1)
+
+    def var(self, v: int) -> Any:
+        return self.gens[v]
+
+    def const(self, c: Any) -> Any:
+        q = sp.Rational(c)
+        return self.ctx.from_dict({(0,) * self.nvars: flint.fmpq(int(q.p), int(q.q))} if q else {})
+
+    def dot(self, ps: list, qs: list) -> Any:
+        acc = None
+        for p, q in zip(ps, qs):
+            if p:
+                term = p * q
+                if acc is None:
+                    acc = term  # a fresh polynomial: adding into it in place is safe
+                else:
+                    acc.iadd(term)
+        return self.zero if acc is None else acc
+
+    def add(self, p: Any, q: Any) -> Any:
+        return p + q
+
+    def mul(self, p: Any, q: Any) -> Any:
+        return p * q
+
+    def to_dict(self, p: Any) -> Poly:
+        out: Poly = {}
+        for exponents, c in p.to_dict().items():
+            m = tuple(v for v, e in enumerate(exponents) for _ in range(e))
+            n, d = int(c.p), int(c.q)
+            out[m] = n if d == 1 else sp.Rational(n, d)
+        return out
+
+    def point(self, values: list[float]) -> list:
+        return [flint.fmpq(*float(v).as_integer_ratio()) for v in values] + [flint.fmpq(0)] * (
+            self.nvars - len(values))
+
+    def evaluate(self, p: Any, point: list) -> float:
+        return float(p(*point))  # exact at the point, rounded once
+
+
+def _ring(backend: str | None, nvars: int) -> Any:
+    if backend is None:
+        backend = "flint" if flint is not None else "python"
+    if backend not in BACKENDS:
+        raise SpecError(f"unknown entrywise backend {backend!r}; choose from {', '.join(BACKENDS)}")
+    if backend == "flint":
+        if flint is None:
+            raise SpecError("the flint backend needs python-flint (pip install 'symnet[flint]')")
+        return _FlintRing(nvars)
+    return _DictRing()
+
+
 @dataclass
 class EntrywiseCollapse:
-    """``W'`` and ``b'`` of an affine network with every weight a symbol."""
+    """``W'`` and ``b'`` of an affine network with every weight a symbol.
+
+    ``W`` and ``b`` hold each entry as a dict ``monomial -> coefficient`` (a monomial a
+    sorted tuple of indices into ``symbols``), converted from the ring's own polynomials
+    (``native``) on first use.
+    """
 
     network: Network
     symbols: list[sp.Symbol]
-    W: list[list[Poly]]
-    b: list[Poly]
     exact_check: bool
     numeric_max_abs_error: float
+    native: tuple = field(repr=False)  # (W', b') in the ring's polynomials
+    ring: Any = field(repr=False)
+
+    @cached_property
+    def W(self) -> list[list[Poly]]:
+        return [[self.ring.to_dict(p) for p in row] for row in self.native[0]]
+
+    @cached_property
+    def b(self) -> list[Poly]:
+        return [self.ring.to_dict(p) for p in self.native[1]]
 
     def entry(self, p: Poly) -> sp.Expr:
         """One entry as a SymPy expression (built on demand)."""
@@ -134,8 +269,12 @@ def _affine_coefficients(net: Network) -> list[tuple[Any, Any]]:
     return out
 
 
-def collapse_entries(net: Network, seed: int = 0) -> EntrywiseCollapse:
-    """``W'``, ``b'`` entry by entry for an affine network with integer widths."""
+def collapse_entries(net: Network, seed: int = 0, backend: str | None = None) -> EntrywiseCollapse:
+    """``W'``, ``b'`` entry by entry for an affine network with integer widths.
+
+    ``backend``: ``"flint"`` (python-flint's polynomials; the default when installed) or
+    ``"python"`` (plain dicts); both give the same polynomials and the same checks.
+    """
     if net.has_symbolic_widths:
         raise SpecError("entrywise collapse needs integer widths")
     coeffs = _affine_coefficients(net)
@@ -156,96 +295,89 @@ def collapse_entries(net: Network, seed: int = 0) -> EntrywiseCollapse:
             symbols.append(sym)
         return index[sym]
 
-    def coefficient_poly(value: sp.Expr) -> Poly:
-        if value.is_Integer:
-            return {(): int(value)} if value else {}
-        if value.is_Rational:
-            return {(): value}
-        if value.is_Symbol:
-            return {(var(value),): 1}
-        raise SpecError(f"activation parameter {value} must be a number or a symbol")
-
+    for a, c in coeffs:  # the scalar symbols first
+        for value in (a, c):
+            if value.is_Symbol:
+                var(value)
+            elif not value.is_Rational:
+                raise SpecError(f"activation parameter {value} must be a number or a symbol")
     Wvars, bvars = [], []
     for l, (n_in, n_out) in enumerate(zip(widths, widths[1:]), start=1):
-        a, c = coeffs[l - 1]
-        coefficient_poly(a), coefficient_poly(c)  # number the scalar symbols first
         Wvars.append([[var(sp.Symbol(f"w{l}_{i + 1}_{j + 1}")) for j in range(n_out)] for i in range(n_in)])
         bvars.append([var(sp.Symbol(f"b{l}_{j + 1}")) for j in range(n_out)])
 
-    Wp = _forward(widths, coeffs, Wvars, bvars, coefficient_poly)
-    exact = _exact_recheck(widths, coeffs, Wvars, bvars, coefficient_poly, Wp)
-    numeric = _numeric_check(widths, coeffs, Wvars, bvars, symbols, Wp, seed)
-    return EntrywiseCollapse(net, symbols, Wp[0], Wp[1], exact, numeric)
+    ring = _ring(backend, len(symbols))
+
+    def element(value: sp.Expr) -> Any:
+        return ring.var(index[value]) if value.is_Symbol else ring.const(value)
+
+    layers = [(element(a), element(c), Wvars[l], bvars[l]) for l, (a, c) in enumerate(coeffs)]
+    Wp = _forward(ring, widths, layers)
+    exact = _exact_recheck(ring, widths, layers, Wp)
+    numeric = _numeric_check(ring, widths, coeffs, Wvars, bvars, symbols, Wp, seed)
+    return EntrywiseCollapse(net, symbols, exact, numeric, Wp, ring)
 
 
-def _forward(widths, coeffs, Wvars, bvars, coefficient_poly):
-    n0 = widths[0]
-    W = [[{(): 1} if i == j else {} for j in range(n0)] for i in range(n0)]
-    b = [{} for _ in range(n0)]
-    for l, (n_in, n_out) in enumerate(zip(widths, widths[1:])):
-        a, c = (coefficient_poly(v) for v in coeffs[l])
-        newW = [[{} for _ in range(n_out)] for _ in W]
-        newb = [{} for _ in range(n_out)]
-        for j in range(n_out):
-            for k in range(n_in):
-                v = Wvars[l][k][j]
-                for i, row in enumerate(W):
-                    if row[k]:
-                        _add_into(newW[i][j], _scale_var(row[k], v))
-                if b[k]:
-                    _add_into(newb[j], _scale_var(b[k], v))
-            newb[j][(bvars[l][j],)] = newb[j].get((bvars[l][j],), 0) + 1
-        if a != {(): 1}:
-            newW = [[_mul(p, a) for p in row] for row in newW]
-            newb = [_mul(p, a) for p in newb]
-        if c:
-            for j in range(n_out):
-                _add_into(newb[j], c)
-        W, b = newW, newb
+def _forward(ring: Any, widths: list[int], layers: list) -> tuple[list, list]:
+    """``W'_k = a_k W'_{k-1} W_k``, ``b'_k = a_k (b'_{k-1} W_k + b_k) + c_k 1``, layer by layer."""
+    W = b = None  # the identity and zero before the first layer
+    for (a, c, Wv, bv), n_out in zip(layers, widths[1:]):
+        if W is None:
+            W = [[ring.var(v) for v in row] for row in Wv]
+            b = [ring.var(v) for v in bv]
+        else:
+            columns = [[ring.var(row[j]) for row in Wv] for j in range(n_out)]
+            W = [[ring.dot(row, column) for column in columns] for row in W]
+            b = [ring.add(ring.dot(b, column), ring.var(v)) for column, v in zip(columns, bv)]
+        if a != ring.one:
+            W = [[ring.mul(p, a) for p in row] for row in W]
+            b = [ring.mul(p, a) for p in b]
+        if c != ring.zero:
+            b = [ring.add(p, c) for p in b]
     return W, b
 
 
-def _exact_recheck(widths, coeffs, Wvars, bvars, coefficient_poly, result) -> bool:
+def _exact_recheck(ring: Any, widths: list[int], layers: list, result: tuple) -> bool:
     """Recompute with the product associated from the right and compare exactly."""
-    L = len(widths) - 1
     nL = widths[-1]
-    # suffix products S_k = a_k W_k a_{k+1} W_{k+1} ... a_L W_L, built from the right
-    S = [[{(): 1} if i == j else {} for j in range(nL)] for i in range(nL)]
-    b_total = [{} for _ in range(nL)]
-    for l in range(L - 1, -1, -1):
-        a, c = (coefficient_poly(v) for v in coeffs[l])
-        # contribution of b_l and c_l through the suffix after layer l
-        unit_a = a == {(): 1}
+    # suffix products S = a_k W_k a_{k+1} W_{k+1} ... a_L W_L, built from the right (None: I)
+    S = None
+    b_total = [ring.zero] * nL
+    for a, c, Wv, bv in reversed(layers):
+        # b_l and c_l 1 carried through the suffix after layer l
         for j in range(nL):
-            for k in range(widths[l + 1]):
-                if S[k][j]:
-                    term = _scale_var(S[k][j], bvars[l][k])
-                    _add_into(b_total[j], term if unit_a else _mul(term, a))
-                    if c:
-                        _add_into(b_total[j], _mul(c, S[k][j]))
+            if S is None:
+                through, ones = ring.var(bv[j]), ring.one
+            else:
+                column = [S[k][j] for k in range(len(bv))]
+                through = ring.dot(column, [ring.var(v) for v in bv])
+                ones = ring.dot(column, [ring.one] * len(bv))
+            term = through if a == ring.one else ring.mul(through, a)
+            if c != ring.zero:
+                term = ring.add(term, ring.mul(c, ones))
+            b_total[j] = ring.add(b_total[j], term)
         # S <- a_l W_l S
-        n_in = widths[l]
-        newS = [[{} for _ in range(nL)] for _ in range(n_in)]
-        for i in range(n_in):
-            for k in range(widths[l + 1]):
-                v = Wvars[l][i][k]
-                for j in range(nL):
-                    if S[k][j]:
-                        term = _scale_var(S[k][j], v)
-                        _add_into(newS[i][j], term if unit_a else _mul(term, a))
-        S = newS
+        if S is None:
+            S = [[ring.var(v) for v in row] for row in Wv]
+        else:
+            S = [[ring.dot([S[k][j] for k in range(len(row))], [ring.var(v) for v in row]) for j in range(nL)]
+                 for row in Wv]
+        if a != ring.one:
+            S = [[ring.mul(p, a) for p in row] for row in S]
     W, b = result
     return all(S[i][j] == W[i][j] for i in range(len(W)) for j in range(nL)) and all(
         b_total[j] == b[j] for j in range(nL)
     )
 
 
-def _numeric_check(widths, coeffs, Wvars, bvars, symbols, result, seed) -> float:
+def _numeric_check(ring, widths, coeffs, Wvars, bvars, symbols, result, seed) -> float:
+    """Max abs difference between the entries evaluated at a random point and NumPy's
+    products at that point (values multiples of 1/64, none zero, so a misplaced
+    variable shows)."""
     rng = np.random.default_rng(seed)
-    values = (rng.standard_normal(len(symbols)) / np.sqrt(max(widths))).tolist()
-
-    def ev(p: Poly) -> float:
-        return float(sum(float(c) * math.prod([values[v] for v in m]) for m, c in p.items()))
+    values = np.round(64 * rng.standard_normal(len(symbols)) / np.sqrt(max(widths))) / 64
+    values = np.where(values == 0, 1 / 64, values).tolist()
+    point = ring.point(values)
 
     h_W = np.eye(widths[0])
     h_b = np.zeros((1, widths[0]))
@@ -258,6 +390,6 @@ def _numeric_check(widths, coeffs, Wvars, bvars, symbols, result, seed) -> float
         h_W = a * (h_W @ Wl)
         h_b = a * (h_b @ Wl + bl) + c
     W, b = result
-    got_W = np.array([[ev(p) for p in row] for row in W])
-    got_b = np.array([[ev(p) for p in b]])
+    got_W = np.array([[ring.evaluate(p, point) for p in row] for row in W])
+    got_b = np.array([[ring.evaluate(p, point) for p in b]])
     return float(max(np.max(np.abs(got_W - h_W)), np.max(np.abs(got_b - h_b))))
