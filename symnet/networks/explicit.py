@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import Any
 
 import numpy as np
@@ -161,11 +161,14 @@ class _FlintRing:
         return out
 
     def point(self, values: list[float]) -> list:
-        return [flint.fmpq(*float(v).as_integer_ratio()) for v in values] + [flint.fmpq(0)] * (
-            self.nvars - len(values))
+        exact = [flint.fmpq(*float(v).as_integer_ratio()) for v in values]
+        return exact + [flint.fmpq(0)] * (self.nvars - len(values))
 
     def evaluate(self, p: Any, point: list) -> float:
         return float(p(*point))  # exact at the point, rounded once
+
+
+_FLINT_RINGS: dict[int, _FlintRing] = {}  # one per number of variables (contexts are kept anyway)
 
 
 def _ring(backend: str | None, nvars: int) -> Any:
@@ -176,7 +179,9 @@ def _ring(backend: str | None, nvars: int) -> Any:
     if backend == "flint":
         if flint is None:
             raise SpecError("the flint backend needs python-flint (pip install 'symnet[flint]')")
-        return _FlintRing(nvars)
+        if nvars not in _FLINT_RINGS:
+            _FLINT_RINGS[nvars] = _FlintRing(nvars)
+        return _FLINT_RINGS[nvars]
     return _DictRing()
 
 
@@ -269,6 +274,12 @@ def _affine_coefficients(net: Network) -> list[tuple[Any, Any]]:
     return out
 
 
+@lru_cache(maxsize=4096)
+def _symbol(name: str) -> sp.Symbol:
+    """The weight symbol ``name`` (SymPy's constructor is slow next to the polynomial work)."""
+    return sp.Symbol(name)
+
+
 def collapse_entries(net: Network, seed: int = 0, backend: str | None = None) -> EntrywiseCollapse:
     """``W'``, ``b'`` entry by entry for an affine network with integer widths.
 
@@ -303,8 +314,8 @@ def collapse_entries(net: Network, seed: int = 0, backend: str | None = None) ->
                 raise SpecError(f"activation parameter {value} must be a number or a symbol")
     Wvars, bvars = [], []
     for l, (n_in, n_out) in enumerate(zip(widths, widths[1:]), start=1):
-        Wvars.append([[var(sp.Symbol(f"w{l}_{i + 1}_{j + 1}")) for j in range(n_out)] for i in range(n_in)])
-        bvars.append([var(sp.Symbol(f"b{l}_{j + 1}")) for j in range(n_out)])
+        Wvars.append([[var(_symbol(f"w{l}_{i + 1}_{j + 1}")) for j in range(n_out)] for i in range(n_in)])
+        bvars.append([var(_symbol(f"b{l}_{j + 1}")) for j in range(n_out)])
 
     ring = _ring(backend, len(symbols))
 
@@ -346,14 +357,11 @@ def _exact_recheck(ring: Any, widths: list[int], layers: list, result: tuple) ->
     for a, c, Wv, bv in reversed(layers):
         # b_l and c_l 1 carried through the suffix after layer l
         for j in range(nL):
-            if S is None:
-                through, ones = ring.var(bv[j]), ring.one
-            else:
-                column = [S[k][j] for k in range(len(bv))]
-                through = ring.dot(column, [ring.var(v) for v in bv])
-                ones = ring.dot(column, [ring.one] * len(bv))
+            column = None if S is None else [S[k][j] for k in range(len(bv))]
+            through = ring.var(bv[j]) if S is None else ring.dot(column, [ring.var(v) for v in bv])
             term = through if a == ring.one else ring.mul(through, a)
             if c != ring.zero:
+                ones = ring.one if S is None else ring.dot(column, [ring.one] * len(bv))
                 term = ring.add(term, ring.mul(c, ones))
             b_total[j] = ring.add(b_total[j], term)
         # S <- a_l W_l S
@@ -375,20 +383,21 @@ def _numeric_check(ring, widths, coeffs, Wvars, bvars, symbols, result, seed) ->
     products at that point (values multiples of 1/64, none zero, so a misplaced
     variable shows)."""
     rng = np.random.default_rng(seed)
-    values = np.round(64 * rng.standard_normal(len(symbols)) / np.sqrt(max(widths))) / 64
-    values = np.where(values == 0, 1 / 64, values).tolist()
-    point = ring.point(values)
+    sixty_fourths = np.round(64 * rng.standard_normal(len(symbols)) / np.sqrt(max(widths)))
+    sixty_fourths[sixty_fourths == 0] = 1
+    values = sixty_fourths / 64
+    point = ring.point(values.tolist())
+    position = {sym: i for i, sym in enumerate(symbols)}
 
-    h_W = np.eye(widths[0])
-    h_b = np.zeros((1, widths[0]))
-    for l in range(len(widths) - 1):
-        a, c = coeffs[l]
-        a = float(a) if a.is_number else values[symbols.index(a)]
-        c = float(c) if c.is_number else values[symbols.index(c)]
-        Wl = np.array([[values[v] for v in row] for row in Wvars[l]])
-        bl = np.array([[values[v] for v in bvars[l]]])
-        h_W = a * (h_W @ Wl)
-        h_b = a * (h_b @ Wl + bl) + c
+    def number(v: sp.Expr) -> float:
+        return float(v) if v.is_number else float(values[position[v]])
+
+    h_W = h_b = None  # the identity and zero before the first layer
+    for (a, c), Wl, bl in zip(coeffs, Wvars, bvars):
+        Wl, bl = values[np.array(Wl)], values[np.array(bl)][None, :]
+        h_W = Wl if h_W is None else h_W @ Wl
+        h_b = bl if h_b is None else h_b @ Wl + bl
+        h_W, h_b = number(a) * h_W, number(a) * h_b + number(c)
     W, b = result
     got_W = np.array([[ring.evaluate(p, point) for p in row] for row in W])
     got_b = np.array([[ring.evaluate(p, point) for p in b]])
