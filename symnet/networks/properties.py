@@ -50,7 +50,7 @@ from __future__ import annotations
 
 import functools
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
@@ -123,13 +123,14 @@ class Properties:
     ``None`` in a field means "depends on symbolic parameters" (or, for
     ``derivative_in_output``, that no verified expression in ``y`` was found).
     ``continuity`` is k for C^k, -1 for discontinuous, ``sympy.oo`` for smooth.
+    ``derivative_in_output`` is derived on first use (inverting f is the slowest step,
+    and most readers of a record never need it; it adds no numeric notes).
     """
 
     name: str
     spec: str
     formula: sp.Expr
     derivative: sp.Expr
-    derivative_in_output: sp.Expr | None
     range: Range | None
     continuity: int | sp.Expr | None
     monotonic: bool | None
@@ -142,6 +143,12 @@ class Properties:
     nondifferentiable: tuple[Kink, ...]
     subgradient: str
     numeric: tuple[str, ...]
+    _analysis: Any = field(repr=False, compare=False)
+
+    @property
+    def derivative_in_output(self) -> sp.Expr | None:
+        """f' written in the output y = f(z), verified, or None."""
+        return self._analysis.derivative_in_output
 
 
 # ---------------------------------------------------------------------------
@@ -1357,7 +1364,6 @@ def _properties_for(key: tuple) -> Properties:
         spec=act.spec,
         formula=act.body,
         derivative=a.derivative,
-        derivative_in_output=a.derivative_in_output,
         range=a.range,
         continuity=a.continuity,
         monotonic=a.monotonic,
@@ -1370,6 +1376,7 @@ def _properties_for(key: tuple) -> Properties:
         nondifferentiable=a.kinks,
         subgradient=act.record.subgradient,
         numeric=tuple(dict.fromkeys(a.numeric_notes)),
+        _analysis=a,
     )
     return props
 
