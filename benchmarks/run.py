@@ -1,17 +1,24 @@
 """symnet's performance targets, each measured as a ratio against a baseline in the same run.
 
-    python benchmarks/run.py [--json benchmarks/results.json] [--quick]
+    python benchmarks/run.py [--out PATH] [--quick] [--repeats N] [--load quiet|busy|both] [--only K]
 
-Prints a table and writes JSON.  Times are the best of several repeats
-(``time.perf_counter``); command-line latency is the median of repeated runs
-of a fresh process.  The test suite never asserts timings: this script is
-where speed is shown.
+Prints a table; writes JSON only to the path given with ``--out`` (the committed
+``benchmarks/results.json`` is rewritten only when named).  Every timed row is
+repeated, the candidates of a comparison interleaved (a, b, a, b, ...; SymPy's
+cache cleared before each), and reported as the median with its spread
+(min-max); a ratio is the ratio of medians.  Command-line latency is the median
+of repeated runs of a fresh process.  ``--load busy`` runs everything beside a
+busy loop loading one core, ``both`` runs quiet then busy and reports both.
+PyTorch, JAX and SymEngine rows appear when those are installed and say
+"skipped" when not.  The test suite never asserts timings: this script is where
+speed is shown.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import subprocess
@@ -23,22 +30,43 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 
-def best_of(fn, repeats: int = 3) -> float:
-    """Best wall time of ``repeats`` runs, SymPy's cache cleared before each
-    (otherwise a repeated SymPy computation is a cache lookup)."""
+REPEATS = 5  # set from --repeats
+
+
+def interleaved(candidates: dict, repeats: int | None = None) -> dict[str, list[float]]:
+    """Wall times of each candidate, run in turn ``repeats`` times (a, b, a, b, ...) after
+    one untimed warm-up each, SymPy's cache cleared before every run (otherwise a
+    repeated SymPy computation is a cache lookup)."""
     from sympy.core.cache import clear_cache
 
-    times = []
+    repeats = REPEATS if repeats is None else repeats
+    times: dict[str, list[float]] = {name: [] for name in candidates}
     for _ in range(repeats):
-        clear_cache()
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
+        for name, fn in candidates.items():
+            clear_cache()
+            t = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t)
+    return times
 
 
-def row(target: str, measured: str, ratio: float, goal: str, ok: bool) -> dict:
-    return {"target": target, "measured": measured, "ratio": round(ratio, 2), "goal": goal, "ok": ok}
+def median(ts: list[float]) -> float:
+    return statistics.median(ts)
+
+
+def spread(ts: list[float], unit: float = 1e3) -> str:
+    """``median [min-max]`` in ms (``unit`` 1e3) or s (1)."""
+    fmt = (lambda v: f"{v * unit:.1f}") if unit == 1e3 else (lambda v: f"{v:.2f}")
+    return f"{fmt(median(ts))} [{fmt(min(ts))}-{fmt(max(ts))}]"
+
+
+def best_of(fn, repeats: int = 3) -> float:
+    """The median wall time of ``repeats`` runs (name kept for the older rows)."""
+    return median(interleaved({"fn": fn}, repeats)["fn"])
+
+
+def row(target: str, measured: str, ratio: float, goal: str, ok: bool, **extra) -> dict:
+    return {"target": target, "measured": measured, "ratio": round(ratio, 2), "goal": goal, "ok": ok, **extra}
 
 
 # --------------------------------------------------------------------------- 1
@@ -111,7 +139,6 @@ def gradient_targets(quick: bool) -> list[dict]:
         from symnet.networks.backprop import gradients
     except ImportError:
         return [row("3/4 gradients", "symnet.networks.backprop not available", 0.0, "-", False)]
-    import numpy as np
     import sympy as sp
 
     from symnet import Network
@@ -157,54 +184,196 @@ def gradient_targets(quick: bool) -> list[dict]:
             t64 / t16 <= 5),
     ]
 
-    # 4: compiled gradients vs a hand-written NumPy backprop
-    width, depth, batch = 128, 4, 2048
-    net = Network.dense([width] * (depth + 1), "tanh")
-    f = gradients(net, loss="sse").function()
+    return rows
+
+
+# --------------------------------------------------------------------------- 4
+
+
+def _matmul_peak(np, batch: int, width: int, dtype) -> float:
+    """This machine's NumPy matmul rate (FLOP/s) on the gradient's own product shape."""
+    a, w = np.ones((batch, width), dtype), np.ones((width, width), dtype)
+    t = median(interleaved({"mm": lambda: a @ w}, 21)["mm"])
+    return 2 * batch * width * width / t
+
+
+def _arrays(np, width: int, depth: int, batch: int = 2048) -> dict:
+    """The benchmark's seeded point: x, t standard normal, W_l / sqrt(width), b_l standard normal."""
     rng = np.random.default_rng(0)
     arrays = {"x": rng.standard_normal((batch, width)), "t": rng.standard_normal((batch, width))}
-    for layer in net.layers:
-        arrays[layer.W.name] = rng.standard_normal((width, width)) / np.sqrt(width)
-        arrays[layer.b.name] = rng.standard_normal((1, width))
+    for l in range(1, depth + 1):
+        arrays[f"W{l}"] = rng.standard_normal((width, width)) / np.sqrt(width)
+        arrays[f"b{l}"] = rng.standard_normal((1, width))
+    return arrays
 
-    def by_hand():
-        hs, h = [arrays["x"]], arrays["x"]
+
+def jax_worker(width: int, depth: int, dtype: str) -> None:
+    """``--jax-worker``: JAX's jit-compiled gradient, timed once per line read from stdin."""
+    import jax
+    import numpy as np
+
+    jax.config.update("jax_enable_x64", True)
+    import jax.numpy as jnp
+
+    arrays = {k: jnp.asarray(v.astype(dtype)) for k, v in _arrays(np, width, depth).items()}
+    x, t = arrays.pop("x"), arrays.pop("t")
+
+    def loss(p, x, t):
+        h = x
         for l in range(1, depth + 1):
-            h = np.tanh(h @ arrays[f"W{l}"] + arrays[f"b{l}"])
-            hs.append(h)
-        delta = (h - arrays["t"]) * (1 - h * h)
-        out = {}
-        for l in range(depth, 0, -1):
-            out[f"W{l}"] = hs[l - 1].T @ delta
-            out[f"b{l}"] = delta.sum(axis=0, keepdims=True)
-            if l > 1:
-                delta = (delta @ arrays[f"W{l}"].T) * (1 - hs[l - 1] ** 2)
-        return out
+            h = jnp.tanh(h @ p[f"W{l}"] + p[f"b{l}"])
+        return 0.5 * jnp.sum((h - t) ** 2)
 
-    ours, ref = f(**arrays), by_hand()
-    grads = ours.get("gradients", ours)
-    err = max(float(np.max(np.abs(np.asarray(grads[k]) - ref[k]))) for k in ref)
-    t_hand = best_of(by_hand, 5 if quick else 10)
-    t_comp = best_of(lambda: f(**arrays), 5 if quick else 10)
-    rows.append(row("4 compiled gradients width 128 depth 4 batch 2048 vs hand-written NumPy",
-                    f"symnet {t_comp * 1e3:.1f} ms, by hand {t_hand * 1e3:.1f} ms (max diff {err:.1e})",
-                    t_comp / t_hand, "<= 1.3x", t_comp / t_hand <= 1.3))
+    grad = jax.jit(jax.grad(loss))
+    jax.block_until_ready(grad(arrays, x, t))  # compile
+    print("ready", flush=True)
+    for _ in sys.stdin:
+        start = time.perf_counter()
+        jax.block_until_ready(grad(arrays, x, t))
+        print(time.perf_counter() - start, flush=True)
+
+
+class JaxWorker:
+    """A process running :func:`jax_worker`; ``run()`` times one call there (the pipe's
+    round trip is not counted: the worker measures)."""
+
+    def __init__(self, width: int, depth: int, dtype: str):
+        self.proc = subprocess.Popen([sys.executable, __file__, "--jax-worker", str(width), str(depth), dtype],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        assert self.proc.stdout.readline().strip() == "ready"
+        self.seconds: list[float] = []
+
+    def run(self) -> None:
+        self.proc.stdin.write("run\n")
+        self.proc.stdin.flush()
+        self.seconds.append(float(self.proc.stdout.readline()))
+
+    def close(self) -> None:
+        self.proc.stdin.close()
+        self.proc.wait()
+
+
+def compiled_gradients(quick: bool) -> list[dict]:
+    """4: compiled gradients against hand-written NumPy, PyTorch CPU autograd and JAX jit."""
+    import numpy as np
+
+    from symnet import Network
+    from symnet.networks.backprop import gradients
+
     try:
         import torch
     except ImportError:
         torch = None
-    if torch is not None:
-        params = {k: torch.tensor(v, requires_grad=k not in ("x", "t")) for k, v in arrays.items()}
+    import importlib.util
 
-        def autograd():
-            h = params["x"]
-            for l in range(1, depth + 1):
-                h = torch.tanh(h @ params[f"W{l}"] + params[f"b{l}"])
-            loss = 0.5 * ((h - params["t"]) ** 2).sum()
-            return torch.autograd.grad(loss, [params[k] for k in params if k not in ("x", "t")])
+    has_jax = importlib.util.find_spec("jax") is not None
+    rows = []
+    for width, depth in [(128, 4), (512, 16)]:
+        net = Network.dense([width] * (depth + 1), "tanh")
+        f = gradients(net, loss="sse").function()
+        batch = 2048
+        base = _arrays(np, width, depth, batch)
+        names = [k for k in base if k not in ("x", "t")]
+        for dtype in (np.float64, np.float32):
+            arrays = {k: v.astype(dtype) for k, v in base.items()}
 
-        t_torch = best_of(autograd, 5)
-        rows.append(row("4' PyTorch CPU autograd (for reference)", f"{t_torch * 1e3:.1f} ms", t_torch / t_hand, "-", True))
+            def by_hand(arrays=arrays, depth=depth):
+                hs, h = [arrays["x"]], arrays["x"]
+                for l in range(1, depth + 1):
+                    h = np.tanh(h @ arrays[f"W{l}"] + arrays[f"b{l}"])
+                    hs.append(h)
+                delta = (h - arrays["t"]) * (1 - h * h)
+                out = {}
+                for l in range(depth, 0, -1):
+                    out[f"W{l}"] = hs[l - 1].T @ delta
+                    out[f"b{l}"] = delta.sum(axis=0, keepdims=True)
+                    if l > 1:
+                        delta = (delta @ arrays[f"W{l}"].T) * (1 - hs[l - 1] ** 2)
+                return out
+
+            candidates = {"symnet": lambda arrays=arrays, f=f: f(**arrays), "hand NumPy": by_hand}
+            ours, ref = f(**arrays), by_hand()
+            err = max(float(np.max(np.abs(ours[k] - ref[k]) / (np.max(np.abs(ref[k])) + 1e-30))) for k in names)
+            if torch is not None:
+                params = {k: torch.tensor(v, requires_grad=k not in ("x", "t")) for k, v in arrays.items()}
+
+                def autograd(params=params, depth=depth, names=names):
+                    h = params["x"]
+                    for l in range(1, depth + 1):
+                        h = torch.tanh(h @ params[f"W{l}"] + params[f"b{l}"])
+                    loss = 0.5 * ((h - params["t"]) ** 2).sum()
+                    return torch.autograd.grad(loss, [params[k] for k in names])
+
+                candidates["PyTorch"] = autograd
+            jax_worker = None
+            if has_jax:  # in its own process: XLA's threads beside OpenBLAS's slow both down many times
+                jax_worker = JaxWorker(width, depth, np.dtype(dtype).name)
+                candidates["JAX"] = jax_worker.run
+            repeats = 3 if quick else (7 if width == 512 else 21)
+            for fn in candidates.values():
+                fn()  # warm-up (JAX compiles here)
+            try:
+                times = interleaved(candidates, repeats)
+            finally:
+                if jax_worker is not None:
+                    jax_worker.close()
+            if jax_worker is not None:
+                times["JAX"] = jax_worker.seconds[1:]  # as the worker timed them, warm-up dropped
+            peak = _matmul_peak(np, batch, width, dtype)
+            bound = (3 * depth - 1) * 2 * batch * width * width / peak
+            med = {k: median(v) for k, v in times.items()}
+            eff = {k: bound / v for k, v in med.items()}
+            label = f"4 compiled gradients width {width} depth {depth} batch {batch} {np.dtype(dtype).name}"
+            measured = ", ".join(f"{k} {spread(v)} ms ({100 * eff[k]:.0f}% of peak)" for k, v in times.items())
+            extra = {"median_ms": {k: round(v * 1e3, 3) for k, v in med.items()},
+                     "spread_ms": {k: [round(min(v) * 1e3, 3), round(max(v) * 1e3, 3)] for k, v in times.items()},
+                     "flop_bound_ms": round(bound * 1e3, 3), "matmul_peak_gflops": round(peak / 1e9, 1),
+                     "efficiency": {k: round(v, 3) for k, v in eff.items()}, "max_rel_diff_vs_hand": err}
+            if "PyTorch" in med:
+                ratio = med["symnet"] / med["PyTorch"]
+                rows.append(row(label + " vs PyTorch CPU autograd", measured + f"; FLOP bound {bound * 1e3:.1f} ms",
+                                ratio, "<= 1x", ratio <= 1.0, **extra))
+            else:
+                ratio = med["symnet"] / med["hand NumPy"]
+                rows.append(row(label + " vs hand NumPy (PyTorch skipped: not installed)", measured, ratio,
+                                "<= 1.3x", ratio <= 1.3, **extra))
+            if not has_jax:
+                rows[-1]["notes"] = "JAX skipped: not installed"
+    return rows
+
+
+def entrywise_vs_symengine(quick: bool) -> list[dict]:
+    """2b: the entrywise collapse (with its exact and numeric checks) against SymEngine's products."""
+    try:
+        import symengine as se
+    except ImportError:
+        return [row("2b entrywise collapse vs SymEngine", "skipped: symengine not installed", 0.0, ">= 2x", True)]
+    from symnet import Network
+    from symnet.networks import explicit
+
+    def symengine_products(width: int, depth: int):
+        Ws = [se.Matrix(width, width, [se.Symbol(f"w{l}_{i}_{j}") for i in range(width) for j in range(width)])
+              for l in range(depth)]
+        bs = [se.Matrix(1, width, [se.Symbol(f"b{l}_{j}") for j in range(width)]) for l in range(depth)]
+        W, b = Ws[0], bs[0]
+        for Wl, bl in zip(Ws[1:], bs[1:]):
+            W = (W * Wl).expand()
+            b = (b * Wl + bl).expand()
+        return W, b
+
+    backend = "flint" if explicit.flint is not None else "python"
+    rows = []
+    for width, depth in [(3, 5), (3, 10), (5, 6), (7, 5)]:
+        net = Network.dense([width] * (depth + 1))
+        assert explicit.collapse_entries(net).exact_check
+        times = interleaved({"symnet": lambda net=net: explicit.collapse_entries(net),
+                             "SymEngine": lambda w=width, d=depth: symengine_products(w, d)},
+                            3 if quick else (7 if depth < 10 else 5))
+        ratio = median(times["SymEngine"]) / median(times["symnet"])
+        rows.append(row(f"2b entrywise collapse width {width} depth {depth} ({backend}, checked) vs SymEngine",
+                        f"symnet {spread(times['symnet'])} ms, SymEngine {spread(times['SymEngine'])} ms",
+                        ratio, ">= 2x", ratio >= 2,
+                        median_ms={k: round(median(v) * 1e3, 3) for k, v in times.items()}))
     return rows
 
 
@@ -234,25 +403,74 @@ def latency(quick: bool) -> list[dict]:
     return rows
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--json", default=str(ROOT / "benchmarks" / "results.json"))
-    parser.add_argument("--quick", action="store_true", help="fewer repeats")
-    parser.add_argument("--only", choices=("1", "2", "3", "5"), action="append")
-    args = parser.parse_args()
-    sections = {"1": collapse_scaling, "2": entrywise, "3": gradient_targets, "5": latency}
+SECTIONS = {"1": lambda q: collapse_scaling(q), "2": lambda q: entrywise(q) + entrywise_vs_symengine(q),
+            "3": lambda q: gradient_targets(q), "4": lambda q: compiled_gradients(q), "5": lambda q: latency(q)}
+
+
+def run_sections(only: list[str] | None, quick: bool) -> list[dict]:
     rows = []
-    for key, fn in sections.items():
-        if args.only and key not in args.only:
-            continue
-        rows += fn(args.quick)
+    for key, fn in SECTIONS.items():
+        if not only or key in only:
+            rows += fn(quick)
+    return rows
+
+
+def busy_loop() -> subprocess.Popen:
+    """Another process keeping one core busy (what a shared machine looks like)."""
+    return subprocess.Popen([sys.executable, "-c", "while True: pass"])
+
+
+def print_table(rows: list[dict], title: str) -> None:
+    print(f"\n{title}")
     width = max(len(r["target"]) for r in rows)
     print(f"{'target'.ljust(width)}  {'ratio':>8}  goal      ok   measured")
     for r in rows:
-        print(f"{r['target'].ljust(width)}  {r['ratio']:>8}  {r['goal']:<8}  {'yes' if r['ok'] else 'NO ':<3}  {r['measured']}")
-    meta = {"python": sys.version.split()[0], "machine": platform.machine(), "processor": platform.processor()}
-    Path(args.json).write_text(json.dumps({"meta": meta, "results": rows}, indent=2) + "\n")
-    return 0 if all(r["ok"] for r in rows) else 1
+        ok = "yes" if r["ok"] else "NO "
+        print(f"{r['target'].ljust(width)}  {r['ratio']:>8}  {r['goal']:<8}  {ok:<3}  {r['measured']}")
+
+
+def main() -> int:
+    global REPEATS
+    if sys.argv[1:2] == ["--jax-worker"]:
+        jax_worker(int(sys.argv[2]), int(sys.argv[3]), sys.argv[4])
+        return 0
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", "--json", dest="out", help="write the results as JSON to this path")
+    parser.add_argument("--quick", action="store_true", help="fewer repeats")
+    parser.add_argument("--repeats", type=int, default=5, help="repeats of each row (default 5)")
+    parser.add_argument("--load", choices=("quiet", "busy", "both"), default="quiet",
+                        help="run beside a busy loop loading one core (busy), or quiet then busy (both)")
+    parser.add_argument("--only", choices=tuple(SECTIONS), action="append")
+    args = parser.parse_args()
+    REPEATS = args.repeats
+    results: dict[str, list[dict]] = {}
+    for load in (["quiet", "busy"] if args.load == "both" else [args.load]):
+        loop = busy_loop() if load == "busy" else None
+        try:
+            rows = run_sections(args.only, args.quick)
+        finally:
+            if loop is not None:
+                loop.kill()
+                loop.wait()
+        results[load] = rows
+        print_table(rows, f"{load}: {'beside a busy loop on one core' if load == 'busy' else 'no extra load'}"
+                          f" (load average before: {os.getloadavg()[0]:.2f})")
+    meta = {"python": sys.version.split()[0], "machine": platform.machine(), "processor": platform.processor(),
+            "cores": os.cpu_count(), "repeats": args.repeats, "load": args.load,
+            "loadavg_end": round(os.getloadavg()[0], 2), "date": time.strftime("%Y-%m-%d %H:%M")}
+    for name in ("numpy", "sympy", "torch", "jax", "symengine", "flint"):
+        try:
+            meta[name] = __import__(name).__version__
+        except ImportError:
+            meta[name] = "not installed"
+    first = next(iter(results))
+    payload = {"meta": meta, "results": results[first]}
+    if "busy" in results and first != "busy":
+        payload["results_busy"] = results["busy"]
+    if args.out:
+        Path(args.out).write_text(json.dumps(payload, indent=2) + "\n")
+        print(f"\nwrote {args.out}")
+    return 0 if all(r["ok"] for rows in results.values() for r in rows) else 1
 
 
 if __name__ == "__main__":
