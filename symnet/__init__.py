@@ -23,6 +23,7 @@ _LAZY = {
     "collapse": "networks.collapse",
     "induction": "networks.collapse",
     "Network": "networks.composer",
+    "from_torch": "networks.torch_import",
     "Derivation": "notes.derivation",
     "ShapeError": "errors",
     "SpecError": "errors",
@@ -48,6 +49,7 @@ __all__ = [
     "SymnetError",
     "check",
     "collapse",
+    "from_torch",
     "gradients",
     "induction",
 ]
@@ -72,4 +74,5 @@ if TYPE_CHECKING:  # for type checkers and editors
     from symnet.networks.backprop import gradients
     from symnet.networks.collapse import collapse, induction
     from symnet.networks.composer import Network
+    from symnet.networks.torch_import import from_torch
     from symnet.notes.derivation import Derivation

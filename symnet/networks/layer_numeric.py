@@ -25,6 +25,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Mapping
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
@@ -139,8 +140,8 @@ def _activation(name: str) -> tuple[Callable, Callable]:
         if k not in defaults:
             raise SpecError(f"activation {name!r}: no parameter {k!r}")
         try:
-            values[k] = float(v)
-        except ValueError:
+            values[k] = float(Fraction(v.strip()))
+        except (ValueError, ZeroDivisionError):
             raise SpecError(f"activation {name!r}: {k} = {v.strip()!r} is not a number") from None
     return (lambda z: f(z, **values)), (lambda z: df(z, **values))
 
