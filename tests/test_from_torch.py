@@ -8,6 +8,7 @@ unsupported operator is an error naming the fx node.
 from __future__ import annotations
 
 import builtins
+import copy
 
 import numpy as np
 import pytest
@@ -436,3 +437,53 @@ def test_float32_module():
 def test_imported_sequential_is_a_sequential():
     net = from_torch(nn.Sequential(nn.Identity()), torch.randn(1, 2))
     assert isinstance(net, Sequential) and net.layers == (Activation("identity"),)
+
+
+# ---- seeded random PyTorch stacks ------------------------------------------------------
+
+
+def _random_torch_stack(seed):
+    """A random nn.Sequential on (C, L) or (C, H, W) signals ending in Flatten > Linear, and
+    its example shape; batch norms are randomly in training or inference mode."""
+    rng = np.random.default_rng(seed)
+    two_d = bool(seed % 2)
+    input_shape = [int(rng.integers(1, 4))] + [int(rng.integers(6, 10))] * (2 if two_d else 1)
+    shape, modules = list(input_shape), []
+    acts = [nn.ReLU, nn.Tanh, nn.Sigmoid, nn.GELU, nn.SiLU, nn.ELU, nn.Softplus, lambda: nn.LeakyReLU(0.2)]
+    for _ in range(int(rng.integers(2, 7))):
+        c = shape[0]
+        choice = int(rng.integers(0, 6))
+        if choice == 0:
+            conv = nn.Conv2d if two_d else nn.Conv1d
+            m = conv(c, int(rng.integers(1, 4)), int(rng.integers(1, 4)), stride=int(rng.integers(1, 3)),
+                     padding=int(rng.integers(0, 2)), dilation=int(rng.integers(1, 3)),
+                     bias=bool(rng.integers(0, 2)))
+        elif choice == 1:
+            pools = [nn.AvgPool2d, nn.MaxPool2d] if two_d else [nn.AvgPool1d, nn.MaxPool1d]
+            m = pools[int(rng.integers(0, 2))](int(rng.integers(2, 4)), stride=int(rng.integers(1, 3)))
+        elif choice == 2:
+            m = (nn.BatchNorm2d if two_d else nn.BatchNorm1d)(c)
+            m.train(bool(rng.integers(0, 2)))
+        elif choice == 3 and not two_d:
+            m = nn.ConvTranspose1d(c, int(rng.integers(1, 3)), int(rng.integers(2, 4)),
+                                   stride=int(rng.integers(1, 3)), padding=int(rng.integers(0, 2)))
+        else:
+            m = acts[int(rng.integers(0, len(acts)))]()
+        try:
+            with torch.no_grad():
+                out = list(copy.deepcopy(m).eval()(torch.zeros(1, *shape)).shape[1:])
+        except RuntimeError:  # too short for the kernel
+            continue
+        if np.prod(out) > 300:
+            continue
+        modules.append(m)
+        shape = out
+    modules += [nn.Flatten(), nn.Linear(int(np.prod(shape)), int(rng.integers(1, 4)))]
+    return nn.Sequential(*modules), tuple(input_shape)
+
+
+@pytest.mark.parametrize("seed", range(16))
+def test_random_torch_stacks_agree_with_autograd(seed):
+    seeded(100 + seed)
+    module, shape = _random_torch_stack(seed)
+    agree(module, torch.randn(3, *shape))
