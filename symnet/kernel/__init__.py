@@ -309,6 +309,16 @@ class Context:
                                                      quick=quick)
                     if same:
                         return True, detail, self._conditions(list(tr.conditions.values())), False
+            if any(_hadamard_of_functions(f) for f in forms[-1]):
+                # last: entrywise functions with sums for bodies distributed over the
+                # Hadamard products beside them (costly in general, so only now)
+                tr = Translator(calculus=self.term_definitions, definitions=self._full.definitions,
+                                distribute=True)
+                left, right = tr(lhs), tr(rhs)
+                for quick in (True, False):
+                    same, detail2, definite2 = compare(left, right, at_kinks=not tr.kink_derivative, quick=quick)
+                    if same:
+                        return True, detail2, self._conditions(list(tr.conditions.values())), False
             return False, detail, (), definite
         except ShapeError:
             raise
@@ -339,6 +349,12 @@ class Context:
             shown = str(c.term)
             out.append(f"{shown} {c.rel} 0" if c.term.is_matrix is False else f"entries of {shown} {c.rel} 0")
         return tuple(dict.fromkeys(out))
+
+
+def _hadamard_of_functions(x: NF) -> bool:
+    """Whether a word of ``x`` has an entrywise function inside a Hadamard product."""
+    return any(a[0] == "had" and any(len(w) == 1 and w[0][0] == "fn" for w, _ in a[1])
+               for word in x.terms for a in word)
 
 
 def compare(a: NF, b: NF, at_kinks: bool = True, quick: bool = False) -> tuple[bool, str, bool]:

@@ -704,6 +704,11 @@ class _Ctx:
             return self._check(out, np.full((1, 1), err))
         if op == "diag":
             v, e = args[0]
+            if v.shape[0] == v.shape[1] and v.shape[0] > 1:  # a square matrix's diagonal part
+                out, err = B.full(v.shape, 0), np.zeros(v.shape)
+                for i in range(v.shape[0]):
+                    out[i, i], err[i, i] = v[i, i], e[i, i]
+                return out, err
             flat, ef = v.ravel(), e.ravel()
             n = flat.size
             out = B.full((n, n), 0)

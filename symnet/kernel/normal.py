@@ -30,6 +30,7 @@ can carry them; SymPy's own cancellations (``u/u -> 1``) are then harmless.
 
 from __future__ import annotations
 
+import contextvars
 import threading
 from collections import Counter
 from typing import Any
@@ -196,6 +197,11 @@ def _concat(left: tuple, right: tuple) -> tuple[sp.Expr, tuple] | None:
         if a[2] != b[1]:
             return None
         return sp.S.One, left[:-1] + (("unit", a[1], b[2], a[3], b[4]),) + right[1:]
+    if a[0] == "diag" and b[0] == "diag":  # diag(u) diag(v) = diag(u (.) v)
+        d = clean(hadamard(_thaw(a[1]), _thaw(b[1])))
+        if not d.terms:
+            return None
+        return sp.S.One, left[:-1] + (("diag", _freeze(d), a[2], a[3]),) + right[1:]
     return sp.S.One, left + right
 
 
@@ -274,7 +280,39 @@ def mul(x: NF, y: NF) -> NF:
                 k = k * k2
             c = c1 * c2 * k
             terms[w] = terms[w] + c if w in terms else c
-    return NF(x.rows, y.cols, terms)._guard()
+    result = NF(x.rows, y.cols, terms)._guard()
+    if any(a[0] == "diag" and not _is_atomic(a) for w in terms for a in w):
+        result = _atomic_diagonals(result)
+    if x.rows == 1 or y.cols == 1:
+        result = _absorb_diagonals(result)
+    return result
+
+
+def _absorb_diagonals(x: NF) -> NF:
+    """In a vector, a diagonal factor is a Hadamard product: ``u diag(v) M = (u (.) v) M``
+    for a row ``u``, ``M diag(v) w = M (v^T (.) w)`` for a column ``w``."""
+    out = NF(x.rows, x.cols)
+    changed = False
+    for w, c in x.terms.items():
+        if x.rows == 1:
+            i = next((i for i, a in enumerate(w) if i and a[0] == "diag"), None)
+        else:
+            i = next((i for i in range(len(w) - 2, -1, -1) if w[i][0] == "diag"), None)
+        if i is None:
+            out = add(out, NF(x.rows, x.cols, {w: c}))
+            continue
+        changed = True
+        v, n = _thaw(w[i][1]), w[i][2]
+        if x.rows == 1:
+            piece = hadamard(NF(1, n, {w[:i]: sp.S.One}), v)
+            if w[i + 1:]:
+                piece = mul(piece, NF(n, x.cols, {w[i + 1:]: sp.S.One}))
+        else:
+            piece = hadamard(transpose(v), NF(n, 1, {w[i + 1:]: sp.S.One}))
+            if w[:i]:
+                piece = mul(NF(x.rows, n, {w[:i]: sp.S.One}), piece)
+        out = add(out, scale(piece, c))
+    return out if changed else x
 
 
 def transpose(x: NF) -> NF:
@@ -303,16 +341,29 @@ def _had_factors(word: tuple, r: T.Dim, c: T.Dim) -> Counter:
 
 
 def _merge_functions(factors: Counter) -> Counter:
-    """Entrywise functions of one argument multiply into one: f(A) (.) g(A) = (f g)(A)."""
+    """Entrywise functions of one argument multiply into one: f(A) (.) g(A) = (f g)(A),
+    and so does the argument itself: A (.) f(A) = (z f(z))(A)."""
     fns: dict = {}
     for w, m in factors.items():
         if len(w) == 1 and w[0][0] == "fn":
             fns.setdefault(w[0][2], []).append((w[0], m))
-    if not any(len(v) > 1 or v[0][1] > 1 for v in fns.values()):
+    if not fns:
         return factors
-    out = Counter({w: m for w, m in factors.items() if not (len(w) == 1 and w[0][0] == "fn")})
+    bare: dict = {}  # the argument of a function, as a plain factor
+    r, c = next(iter(fns))[:2]  # every factor has the shape of the functions' arguments
+    for w, m in factors.items():
+        if not (len(w) == 1 and w[0][0] == "fn"):
+            key = _freeze(NF(r, c, {w: sp.S.One}))
+            if key in fns:
+                bare[w] = (key, m)
+    if not bare and not any(len(v) > 1 or v[0][1] > 1 for v in fns.values()):
+        return factors
+    out = Counter({w: m for w, m in factors.items() if not (len(w) == 1 and w[0][0] == "fn") and w not in bare})
+    powers = Counter()
+    for key, m in bare.values():
+        powers[key] += m
     for arg, atoms in sorted(fns.items(), key=lambda kv: akey(kv[0])):
-        body = sp.S.One
+        body = _Z ** powers[arg]
         for atom, m in atoms:
             body *= atom[1] ** m
         _, _, _, r, c = atoms[0][0]
@@ -322,6 +373,8 @@ def _merge_functions(factors: Counter) -> Counter:
 
 def _had_word(factors: Counter, r: T.Dim, c: T.Dim) -> tuple:
     factors = _merge_functions(factors)
+    if factors.get((), 0) > 1:
+        factors[()] = 1  # I (.) I = I
     if () in factors and r == c:
         # a product with the identity keeps only the diagonal, which a factor and its
         # transpose share: A (.) I = A^T (.) I
@@ -349,10 +402,87 @@ def hadamard(x: NF, y: NF) -> NF:
     for w1, c1 in x.terms.items():
         f1 = _had_factors(w1, r, c)
         for w2, c2 in y.terms.items():
-            w = _had_word(f1 + _had_factors(w2, r, c), r, c)
-            v = c1 * c2
-            terms[w] = terms[w] + v if w in terms else v
+            for w, k in _had_terms(f1 + _had_factors(w2, r, c), r, c).items():
+                v = c1 * c2 * k
+                terms[w] = terms[w] + v if w in terms else v
     return NF(r, c, terms)._guard()
+
+
+#: In the distributing translation (a second attempt, see :class:`Translator`), an
+#: entrywise function whose body is a sum distributes over the Hadamard product beside it.
+#: Not the default: in backprop's ``delta (.) (1 - tanh(z)^2)`` it doubles the terms per layer.
+_DISTRIBUTE = contextvars.ContextVar("symnet_distribute", default=False)
+
+
+def _had_terms(factors: Counter, r: T.Dim, c: T.Dim) -> dict:
+    """The normal form of a Hadamard product of factors, as words and coefficients.
+
+    A rank-one factor and a factor's outer diagonals come out as diagonals
+    (``(p q) (.) F = diag(p) F diag(q^T)``); when distributing, an entrywise function
+    whose body is a sum distributes (``f(A) (.) (1 + g)(B) = f(A) + f(A) (.) g(B)``)."""
+    factors = _merge_functions(factors)
+    if _DISTRIBUTE.get() and sum(factors.values()) >= 2:
+        for w, m in factors.items():
+            if len(w) == 1 and w[0][0] == "fn" and m == 1:
+                body = sp.expand(w[0][1])
+                if body.is_Add:
+                    rest = factors.copy()
+                    del rest[w]
+                    out: dict = {}
+                    for addend in body.args:
+                        for pw, pc in elementwise(addend, _thaw(w[0][2])).terms.items():
+                            for ww, k in _had_terms(rest + _had_factors(pw, r, c), r, c).items():
+                                out[ww] = out[ww] + pc * k if ww in out else pc * k
+                    return out
+    outer = _rank_one(factors, r, c)
+    if outer is not None:
+        return outer.terms
+    return {_had_word(factors, r, c): sp.S.One}
+
+
+def _rank_one(factors: Counter, r: T.Dim, c: T.Dim) -> NF | None:
+    """``(p q) (.) F = diag(p) F diag(q^T)`` and ``(diag(a) M) (.) F = diag(a) (M (.) F)``:
+    the outer parts of every factor of a matrix (neither dimension 1), or None."""
+    if r == 1 or c == 1:
+        return None
+    lefts, rights, inner = [], [], Counter()
+    for w, m in factors.items():
+        i, j = 0, len(w)
+        left, right = [], []
+        while i < j and w[i][0] == "diag":
+            left.append(transpose(_thaw(w[i][1])))
+            i += 1
+        while j > i and w[j - 1][0] == "diag":
+            right.append(_thaw(w[j - 1][1]))
+            j -= 1
+        core = w[i:j]
+        cut = next((k for k, d in enumerate(_dims_of(core)) if d == 1), None) if len(core) > 1 else None
+        if not left and not right and cut is None:
+            inner[w] += m
+            continue
+        if cut is not None:
+            left.append(NF(r, 1, {core[:cut + 1]: sp.S.One}))
+            right.append(NF(1, c, {core[cut + 1:]: sp.S.One}))
+        else:
+            inner[core] += m
+        lefts += left * m
+        rights += right * m
+    if not lefts and not rights:
+        return None
+    p = ones(r, 1)
+    for v in lefts:
+        p = hadamard(p, v)
+    q = ones(1, c)
+    for v in rights:
+        q = hadamard(q, v)
+    if not inner:
+        return mul(p, q)
+    result = NF(r, c, _had_terms(inner, r, c))
+    if lefts:
+        result = mul(diagonal(transpose(p)), result)
+    if rights:
+        result = mul(result, diagonal(q))
+    return result
 
 
 def canonical(c: sp.Expr) -> sp.Expr:
@@ -476,6 +606,9 @@ def hadamard_sum(factors: Counter, r: T.Dim, c: T.Dim) -> sp.Expr:
     """``sum_ij (F_1 (.) F_2 (.) ...)_ij`` for a multiset of r x c words: with two factors
     it is ``tr(F_1^T F_2)``, with one ``tr(1 F_1)``; with more, a scalar atom keyed by the
     multiset (the sum is the same for the transposed factors)."""
+    if factors.get((), 0) > 1:
+        factors = Counter(factors)
+        factors[()] = 1  # I (.) I = I
     items = sorted(factors.elements(), key=akey)
     if len(items) == 1:
         (w,) = items
@@ -565,7 +698,8 @@ class Translator:
     """
 
     def __init__(self, rewrites: dict | None = None, definitions: dict | None = None,
-                 calculus: dict | None = None):
+                 calculus: dict | None = None, distribute: bool = False):
+        self.distribute = distribute
         self.rewrites = rewrites or {}
         self.definitions = definitions
         self.calculus = calculus if calculus is not None else (definitions if definitions is not None else {})
@@ -579,10 +713,14 @@ class Translator:
 
     # -- entry points ---------------------------------------------------------
     def __call__(self, t: Term) -> NF:
-        self._prepare(t)
-        if not t.is_matrix:
-            return NF(1, 1, {(): self.scalar(t)})
-        return self.nf(t)
+        token = _DISTRIBUTE.set(self.distribute)
+        try:
+            self._prepare(t)
+            if not t.is_matrix:
+                return NF(1, 1, {(): self.scalar(t)})
+            return self.nf(t)
+        finally:
+            _DISTRIBUTE.reset(token)
 
     def _unfold(self, t: Term) -> Term | None:
         if t in self.rewrites:
@@ -850,6 +988,8 @@ class Translator:
             return inverse(self.nf(a[0]))
         if op == "diag":
             v = self.nf(a[0])
+            if 1 not in v.shape:  # of a square matrix: its diagonal part
+                return hadamard(v, identity(v.rows))
             return diagonal(v if v.rows == 1 else transpose(v))
         if op == "jacobian":
             return jacobian(self, a[0], a[1])
@@ -932,10 +1072,56 @@ def determinant(x: NF) -> sp.Expr:
 
 
 def diagonal(v: NF) -> NF:
-    """``diag(v)`` for a row vector ``v`` (1 x n): the n x n matrix with v on its diagonal."""
+    """``diag(v)`` for a row vector ``v`` (1 x n): the n x n matrix with v on its diagonal.
+
+    Linear in ``v``: one diagonal atom per word of ``v`` (an entrywise function whose body
+    is a sum counts as its addends), ``diag(1) = I``."""
     n = v.cols
-    frozen = _freeze(v)
-    return NF(n, n, {(("diag", frozen, n, n),): sp.S.One})
+    if n == 1:
+        return v  # a 1x1 diagonal matrix is its entry
+    unit = next(iter(ones(1, n).terms))
+    out = NF(n, n)
+    for w, c in clean(v).terms.items():
+        for pw, pc in _addends(w, 1, n):
+            atom = identity(n) if pw == unit else NF(n, n, {(("diag", _freeze(NF(1, n, {pw: sp.S.One})), n, n),): sp.S.One})
+            out = add(out, scale(atom, c * pc))
+    return out
+
+
+def _addends(w: tuple, r: T.Dim, c: T.Dim) -> list:
+    """A word as a sum of words: an entrywise function whose body is a sum, split."""
+    if len(w) == 1 and w[0][0] == "fn":
+        body = sp.expand(w[0][1])
+        if body.is_Add:
+            arg = _thaw(w[0][2])
+            return [(pw, pc) for addend in body.args for pw, pc in elementwise(addend, arg).terms.items()]
+    return [(w, sp.S.One)]
+
+
+def _atomic_diagonals(x: NF) -> NF:
+    """Every diagonal atom of a word holds one word (``diag(u + v) = diag(u) + diag(v)``)."""
+    out, changed = NF(x.rows, x.cols), False
+    for w, c in x.terms.items():
+        i = next((i for i, a in enumerate(w) if a[0] == "diag" and not _is_atomic(a)), None)
+        if i is None:
+            out = add(out, NF(x.rows, x.cols, {w: c}))
+            continue
+        changed = True
+        piece = diagonal(_thaw(w[i][1]))
+        if w[:i]:
+            piece = mul(NF(x.rows, w[i][2], {w[:i]: sp.S.One}), piece)
+        if w[i + 1:]:
+            piece = mul(piece, NF(w[i][3], x.cols, {w[i + 1:]: sp.S.One}))
+        out = add(out, scale(piece, c))
+    return out if changed else x
+
+
+def _is_atomic(atom: tuple) -> bool:
+    items = atom[1][2]
+    if len(items) != 1:
+        return False
+    ((w, c),) = items
+    return c == 1 and _addends(w, 1, atom[2]) == [(w, sp.S.One)]
 
 
 def nf_term(x: NF) -> Term:
@@ -990,15 +1176,15 @@ def jacobian(tr: Translator, y: Term, x: Term) -> NF:
             others[(u_atom,)] -= 1
             others = +others
             d = NF(1, m, {_had_word(others, 1, m): sp.S.One})
-            rest = next(iter(diagonal(d).terms)) + w[1:]
+            rest = w[1:]
         else:
             raise Unsupported("a Jacobian whose form the kernel cannot read off")
         if any("#u" in repr(a) for a in rest):
             raise Unsupported("a Jacobian of a nonlinear use of y")
-        if not rest:
-            out = add(out, NF(m, g.cols, {(): c}))
-        else:
-            out = add(out, NF(m, g.cols, {rest: c}))
+        piece = identity(m) if w[0] == u_atom else diagonal(d)
+        if rest:
+            piece = mul(piece, NF(m, g.cols, {rest: sp.S.One}))
+        out = add(out, scale(piece, c))
     return out
 
 

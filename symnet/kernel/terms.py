@@ -292,9 +292,10 @@ def det(a: Term) -> Term:
 
 
 def diag(v: Term) -> Term:
-    """The n x n matrix with the vector ``v`` (1 x n or n x 1) on its diagonal."""
-    if not v.is_matrix or 1 not in v.shape:
-        raise ShapeError("diag() needs a vector (1 x n or n x 1)")
+    """The n x n matrix with the vector ``v`` (1 x n or n x 1) on its diagonal; of a square
+    matrix, its diagonal part ``A (.) I`` (The Matrix Cookbook's ``diag(A)``)."""
+    if not v.is_matrix or (1 not in v.shape and v.rows != v.cols):
+        raise ShapeError("diag() needs a vector (1 x n or n x 1) or a square matrix")
     n = v.cols if v.rows == 1 else v.rows
     return Term("diag", (v,), shape=(n, n))
 
