@@ -18,10 +18,12 @@ from symnet.errors import SpecError
 from symnet.networks import layer_numeric as ln
 from symnet.networks.layers import (
     Activation,
+    Attention,
     BatchNorm,
     Conv1d,
     Embedding,
     Flatten,
+    LayerNorm,
     Linear,
     Reshape,
     Residual,
@@ -410,6 +412,45 @@ def test_attention_module_is_reported_unsupported():
 
     with pytest.raises(SpecError, match=r"node 'attn' \(call_module MultiheadAttention\) is not supported"):
         from_torch(M(), torch.randn(2, 3, 4))
+
+
+if HAVE_TORCH:
+
+    class SelfAttention(nn.Module):
+        """Single-head self-attention in a residual block, then layer norm (a transformer block)."""
+
+        def __init__(self, d=4, dk=3):
+            super().__init__()
+            self.q = nn.Linear(d, dk, bias=False)
+            self.k = nn.Linear(d, dk, bias=False)
+            self.v = nn.Linear(d, d, bias=False)
+            self.norm = nn.LayerNorm(d)
+
+        def forward(self, x):
+            h = F.scaled_dot_product_attention(self.q(x), self.k(x), self.v(x))
+            return self.norm(x + h)
+
+
+def test_scaled_dot_product_attention_becomes_an_attention_layer():
+    seeded(12)
+    module = SelfAttention()
+    net, grads = agree(module, torch.randn(2, 5, 4))
+    assert net.layers == (Residual([Attention(d_k=3)]), LayerNorm())
+    assert set(grads) == {"WQ1_1", "WK1_1", "WV1_1", "gamma2", "beta2"}
+    np.testing.assert_array_equal(net.weights["WQ1_1"], module.q.weight.detach().numpy().T)
+
+
+def test_attention_with_a_mask_is_refused():
+    class Causal(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.q, self.k, self.v = (nn.Linear(2, 2, bias=False) for _ in range(3))
+
+        def forward(self, x):
+            return F.scaled_dot_product_attention(self.q(x), self.k(x), self.v(x), is_causal=True)
+
+    with pytest.raises(SpecError, match=r"node 'scaled_dot_product_attention'.*causal"):
+        from_torch(Causal(), torch.randn(1, 3, 2))
 
 
 def test_weights_false_leaves_parameters_symbolic():

@@ -22,6 +22,7 @@ import numpy as np
 from symnet.errors import ShapeError, SpecError
 from symnet.networks.layers import (
     Activation,
+    Attention,
     AvgPool1d,
     AvgPool2d,
     BatchNorm,
@@ -350,6 +351,9 @@ def from_torch(module: Any, example_input: Any, weights: bool = True) -> Sequent
                     or node.op == "call_method" and node.target in ("add", "add_"):
                 chains[node.name] = _residual(node, tensor_args, chain_of, torch)
                 continue
+            if node.op == "call_function" and node.target is torch.nn.functional.scaled_dot_product_attention:
+                chains[node.name] = _attention(node, tensor_args, chain_of)
+                continue
             if node.op not in ("call_module", "call_function", "call_method") or len(tensor_args) != 1 \
                     or tensor_args[0] is not node.args[0]:
                 raise SpecError(unsupported)
@@ -378,6 +382,31 @@ def from_torch(module: Any, example_input: Any, weights: bool = True) -> Sequent
     _weights(entries, "", values)
     _agree(net, values, example, expected, torch)
     return net.with_weights(values) if weights else net
+
+
+def _attention(node: Any, tensor_args: list, chain_of: Any) -> tuple:
+    """``F.scaled_dot_product_attention(q(h), k(h), v(h))`` with bias-free linear q, k, v of one h."""
+    where = f"from_torch: node {node.name!r} (scaled_dot_product_attention)"
+    if len(tensor_args) != 3 or len(node.args) != 3:
+        raise SpecError(f"{where}: only (query, key, value) without a mask is supported")
+    options = dict(node.kwargs)
+    if options.pop("attn_mask", None) is not None or options.pop("dropout_p", 0.0) != 0 \
+            or options.pop("is_causal", False) or options.pop("enable_gqa", False):
+        raise SpecError(f"{where}: masks, causal attention and attention dropout are not supported")
+    chains = [chain_of(node, arg) for arg in tensor_args]
+    base = chains[0][:-1]
+    if not all(c and _is_prefix(base, c) and len(c) == len(base) + 1 for c in chains) \
+            or not all(isinstance(c[-1].layer, Linear) and not c[-1].layer.bias for c in chains):
+        raise SpecError(f"{where}: query, key and value must be bias-free nn.Linear maps of one tensor")
+    WQ, WK, WV = (c[-1].params["W"] for c in chains)
+    d, dk = WQ.shape
+    if WK.shape != (d, dk) or WV.shape != (d, d):
+        raise SpecError(f"{where}: query and key need the same width, value the input's width {d}")
+    scale = options.pop("scale", None)
+    if options or (scale is not None and abs(scale * dk ** 0.5 - 1) > 1e-12):
+        raise SpecError(f"{where}: only the default scale 1/sqrt(d_k) is supported")
+    layer = Attention(d_k=None if dk == d else dk)
+    return base + (_Entry(node.name, layer, {"WQ": WQ, "WK": WK, "WV": WV}),)
 
 
 _SIZE_FUNCTIONS = (getattr, operator.getitem, operator.mul, operator.floordiv, operator.add, operator.sub)
