@@ -7,6 +7,20 @@ input; an add of a value with an earlier value on its own chain (``x + self.bloc
 them.  Anything else (two branches joined, concatenation, an operator without a layer) is an
 error naming the fx node.
 
+Read: ``nn.Linear`` (weight transposed into W, in x out), ``nn.Conv1d``/``nn.Conv2d`` (zero
+padding, numeric or ``'valid'``/``'same'``, stride, dilation; groups 1), ``nn.ConvTranspose1d``
+(stride, padding; no output_padding or dilation), ``nn.AvgPool1d/2d`` and ``nn.MaxPool1d/2d``
+(no padding, dilation or ceil_mode), ``nn.BatchNorm1d/2d`` (eval: running statistics, an affine
+map; train or without running statistics: batch statistics), ``nn.LayerNorm`` over the last
+axis, ``nn.Dropout`` in eval mode, ``nn.Flatten``, ``flatten``/``view``/``reshape``,
+``nn.Embedding`` (no max_norm; a padding_idx row is not frozen in symnet's gradient),
+``nn.Identity``, ReLU, Tanh, Sigmoid, GELU (exact), SiLU, ELU, LeakyReLU, Softplus (beta 1),
+Softsign, Hardtanh(-1, 1) as modules, ``F.relu``/``torch.relu``/``x.relu()`` and the like as
+functions, the residual add, and ``F.scaled_dot_product_attention`` of bias-free ``nn.Linear``
+query, key and value maps of one tensor (no mask, not causal).  Not read: anything else, e.g.
+``nn.MultiheadAttention``, adaptive pooling, concatenation, two branches joined, tied weights
+(a module used twice is imported as two layers with equal weights).
+
 PyTorch is an optional dependency, imported only here and only when called.
 """
 
