@@ -44,10 +44,10 @@ def split_specs(text: str) -> list[str]:
     return out
 
 
-def add_network_arguments(parser: argparse.ArgumentParser) -> None:
+def add_network_arguments(parser: argparse.ArgumentParser, required: bool = True) -> None:
     """``--layers``, ``--activation``, ``--activations`` and ``--output-activation``,
     shared with other commands."""
-    parser.add_argument("--layers", required=True, help="widths n0,n1,...,nL (integers or names)")
+    parser.add_argument("--layers", required=required, help="widths n0,n1,...,nL (integers or names)")
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--activation", default=None, help="one spec for every layer, e.g. tanh or affine(a=2, c=-1)")
     group.add_argument("--activations", default=None, help="one spec per layer, comma-separated")
@@ -99,7 +99,12 @@ def register(subparsers) -> None:
         description="Collapse affine layer stacks to one affine map, step by checked step; "
         "for a nonlinear network, find a witness that no affine map computes it.",
     )
-    add_network_arguments(p)
+    add_network_arguments(p, required=False)
+    p.add_argument("--net", default=None, metavar="LAYERS",
+                   help='a layer network instead of --layers, e.g. "conv1d(k=3) > batchnorm > conv1d(k=3) '
+                        '> flatten > linear(2)" (with --input-shape)')
+    p.add_argument("--input-shape", default=None, metavar="SHAPE",
+                   help="with --net: one example's shape, channels first, e.g. 1x8 or 3x6x6")
     p.add_argument("--format", choices=FORMATS, default="text")
     p.add_argument("--standalone", action="store_true",
                    help="with --format latex: a complete document (compiles with pdflatex) instead "
@@ -136,6 +141,8 @@ def run(args: argparse.Namespace) -> int:
 
     check_standalone(args)
     check_output_path(args.output)
+    if args.net is not None or args.layers is None:
+        return run_layers(args)
     net = network_from_args(args)
     result = collapse(net, style=args.style, seed=args.seed)
     general = induction(affine=not all(l.activation.affine_coefficients == (1, 0)
@@ -170,3 +177,39 @@ def run(args: argparse.Namespace) -> int:
     write_output(out, args.output)
     ok = result.ok and (general is None or general.ok) and (entries is None or entries.exact_check)
     return 0 if ok else 1
+
+
+def run_layers(args: argparse.Namespace) -> int:
+    """``symnet collapse --net "..." --input-shape 1x8``: a layer network."""
+    from symnet.cli import write_output
+    from symnet.errors import SpecError
+    from symnet.networks.layer_algebra import collapse_layers
+    from symnet.networks.layer_spec import parse_layers as parse_net
+    from symnet.networks.layer_spec import parse_shape
+    from symnet.networks.layers import Sequential
+    from symnet.render.printing import _tex_escape, latex_document, to_json
+
+    if args.net is None:
+        raise SpecError("give --layers (a dense network) or --net (a layer network)")
+    if args.layers is not None:
+        raise SpecError("--net and --layers describe two networks: give one")
+    if args.input_shape is None:
+        raise SpecError("--net needs --input-shape, e.g. --input-shape 1x8")
+    try:
+        layers = parse_net(args.net)
+    except SpecError as exc:
+        raise SpecError(f"--net: {exc}") from None
+    net = Sequential(layers, parse_shape(args.input_shape))
+    result = collapse_layers(net, seed=args.seed)
+    if args.format == "json":
+        out = to_json(result.to_dict())
+    elif args.format == "latex":
+        out = result.derivation.to_latex()
+        if args.standalone:
+            out = latex_document(_tex_escape(result.derivation.title), out)
+    elif args.format == "markdown":
+        out = result.derivation.to_markdown()
+    else:
+        out = result.to_text()
+    write_output(out, args.output)
+    return 0 if result.ok else 1

@@ -457,8 +457,16 @@ def _confirm_witness(net: Network, weights: dict, a: np.ndarray, b: np.ndarray, 
 def collapse(net: Network, style: str = "auto", trials: int = 3, seed: int = 0) -> CollapseResult:
     """Collapse every maximal run of affine layers; for a nonlinear network, find a witness.
 
-    ``style`` is ``"auto"``, ``"chain"`` or ``"induction"`` (see the module doc).
+    ``style`` is ``"auto"``, ``"chain"`` or ``"induction"`` (see the module doc).  A layer
+    network (:class:`~symnet.networks.layers.Sequential`) is collapsed by
+    :func:`symnet.networks.layer_algebra.collapse_layers`.
     """
+    from symnet.networks.layers import Sequential
+
+    if isinstance(net, Sequential):
+        from symnet.networks.layer_algebra import collapse_layers
+
+        return collapse_layers(net, seed=seed)
     if style not in ("auto", "chain", "induction"):
         raise SpecError(f"unknown collapse style {style!r} (auto, chain, induction)")
     ctx = Context(trials=trials, seed=seed)

@@ -117,7 +117,18 @@ class Layer:
 
 
 class Network:
-    """A dense network; build one with :meth:`Network.dense`."""
+    """A dense network; build one with :meth:`Network.dense`.
+
+    ``Network([Conv1d(k=3), BatchNorm(), ReLU(), Flatten(), Linear(4)], input_shape=(1, 8))``
+    (a list of layers) builds a :class:`~symnet.networks.layers.Sequential` layer network."""
+
+    def __new__(cls, *args: Any, **kwargs: Any):
+        from symnet.networks.layers import Layer, Sequential
+
+        first = args[0] if args else kwargs.get("layers")
+        if isinstance(first, (list, tuple)) and first and all(isinstance(x, Layer) for x in first):
+            return Sequential(*args, **kwargs)
+        return super().__new__(cls)
 
     def __init__(self, widths: Sequence[sp.Expr], activations: Sequence[BoundActivation]):
         self.widths = tuple(widths)
