@@ -34,6 +34,7 @@ _LAZY = {
     "Context": "kernel",
     "Grad": "kernel",
     "check": "kernel",
+    "translate": "networks.conventions",
 }
 
 __all__ = [
@@ -52,6 +53,7 @@ __all__ = [
     "from_torch",
     "gradients",
     "induction",
+    "translate",
 ]
 
 
@@ -74,5 +76,6 @@ if TYPE_CHECKING:  # for type checkers and editors
     from symnet.networks.backprop import gradients
     from symnet.networks.collapse import collapse, induction
     from symnet.networks.composer import Network
+    from symnet.networks.conventions import translate
     from symnet.networks.torch_import import from_torch
     from symnet.notes.derivation import Derivation

@@ -106,6 +106,9 @@ def register(subparsers) -> None:
     p.add_argument("--input-shape", default=None, metavar="SHAPE",
                    help="with --net: one example's shape, channels first, e.g. 1x8 or 3x6x6")
     p.add_argument("--format", choices=FORMATS, default="text")
+    p.add_argument("--convention", choices=("row", "column", "torch"), default="row",
+                   help="print the derivation with row vectors (x W + b, default), column vectors "
+                        "(W x + b, W out x in) or PyTorch's x W^T + b; every translated step re-proved")
     p.add_argument("--standalone", action="store_true",
                    help="with --format latex: a complete document (compiles with pdflatex) instead "
                         "of the align* fragment")
@@ -145,6 +148,12 @@ def run(args: argparse.Namespace) -> int:
         return run_layers(args)
     net = network_from_args(args)
     result = collapse(net, style=args.style, seed=args.seed)
+    if args.convention != "row":
+        import dataclasses
+
+        from symnet.networks.conventions import translate
+
+        result = dataclasses.replace(result, derivation=translate(result, args.convention, dict(net.definitions())))
     general = induction(affine=not all(l.activation.affine_coefficients == (1, 0)
                                        for l in net.layers if l.activation.is_affine),
                         seed=args.seed) if args.general else None

@@ -41,6 +41,9 @@ def register(subparsers) -> None:
                         "softmax cross-entropy (xent), binary cross-entropy of sigmoid(y) (bce) "
                         "or the hinge loss (hinge)")
     p.add_argument("--format", choices=FORMATS, default="text")
+    p.add_argument("--convention", choices=("row", "column", "torch"), default="row",
+                   help="print the derivation with row vectors (x W + b, default), column vectors "
+                        "(W x + b, W out x in) or PyTorch's x W^T + b; every translated step re-proved")
     p.add_argument("--standalone", action="store_true",
                    help="with --format latex: a complete document (compiles with pdflatex) instead "
                         "of the align* fragment")
@@ -83,6 +86,10 @@ def run(args: argparse.Namespace) -> int:
         _progress(f"deriving and checking the gradients of {len(net.layers)} layers "
                   f"({3 * len(net.layers) + 2} kernel steps) ...")
     derivation = g.derivation
+    if args.convention != "row":
+        from symnet.networks.conventions import translate
+
+        derivation = translate(g, args.convention, dict(g.definitions))
     if args.at is not None:
         entries = sum(min(int(w) * int(v), max_entries or int(w) * int(v)) + min(int(v), max_entries or int(v))
                       for w, v in zip(net.widths, net.widths[1:])) if not net.has_symbolic_widths else 0
@@ -164,7 +171,8 @@ def _gradient_lines(g: Any, printer: Any) -> list[tuple[str, str]]:
 def _text(g, derivation, numbers) -> str:
     from symnet.render import printing
 
-    lines = [derivation.to_text(), "", "Gradients"]
+    translated = derivation is not g.derivation
+    lines = [derivation.to_text(), "", "Gradients" + (" (as computed, row convention)" if translated else "")]
     for lhs, rhs in _gradient_lines(g, printing.text):
         lines.append(f"  {lhs} = {rhs}")
     if numbers is not None:

@@ -360,11 +360,14 @@ class ExprPrinter:
             return self._prim_term(t)
         if op == "apply":
             fn = t.value
+            base = fn.name
             primes = "'" * fn.order
+            if base.endswith("_prime") and fn.formula is not None:  # f' of a catalogue f, named so
+                base, primes = base[: -len("_prime")], "'"
             if latex:
-                name = (fn.latex or (rf"\operatorname{{{fn.name}}}" if len(fn.name) > 1 else fn.name)) + primes
+                name = (fn.latex or (rf"\operatorname{{{base}}}" if len(base) > 1 else base)) + primes
             else:
-                act = _TEXT_NAMES.get(fn.name, fn.name)
+                act = _TEXT_NAMES.get(base, base)
                 name = act + primes
             args = [self(a[0])] + [self(p) for p in a[1:]]
             return name + self.paren(", ".join(args)), ATOM
