@@ -35,7 +35,12 @@ def register(subparsers) -> None:
         "by the kernel; with --at SEED also evaluate them at a reproducible random point and "
         "cross-check them numerically (kink-aware finite differences and a Taylor test).",
     )
-    add_network_arguments(p)
+    add_network_arguments(p, required=False)
+    p.add_argument("--net", default=None, metavar="LAYERS",
+                   help='a layer network instead of --layers, e.g. "conv1d(k=3) > tanh > flatten > linear(2)" '
+                        "(with --input-shape): each layer's backprop rule, checked")
+    p.add_argument("--input-shape", default=None, metavar="SHAPE",
+                   help="with --net: one example's shape, channels first, e.g. 1x8 or 3x6x6")
     p.add_argument("--loss", type=_loss, default="sse", metavar="{" + ",".join(LOSSES) + "}",
                    help="sum of squared errors (sse, the default), mean squared error (mse), "
                         "softmax cross-entropy (xent), binary cross-entropy of sigmoid(y) (bce) "
@@ -80,6 +85,8 @@ def run(args: argparse.Namespace) -> int:
     max_entries = MAX_ENTRIES if max_entries is None else max_entries
     check_standalone(args)
     check_output_path(args.output)
+    if args.net is not None or args.layers is None:
+        return _run_layers(args)
     net = network_from_args(args)
     g = gradients(net, args.loss)
     if len(net.layers) > LONG_DEPTH:
@@ -268,3 +275,40 @@ def _json(g, derivation, numbers) -> str:
                                     for p in numbers["sizes"]}
         data["check"]["max_entries"] = numbers["max_entries"]
     return printing.to_json(data)
+
+
+def _run_layers(args: argparse.Namespace) -> int:
+    """``symnet grad --net "..." --input-shape 1x8``: each layer's backprop rule, checked."""
+    from symnet.cli import write_output
+    from symnet.errors import SpecError
+    from symnet.networks.layer_backprop import derive_backprop
+    from symnet.networks.layer_spec import parse_layers, parse_shape
+    from symnet.networks.layers import Sequential
+    from symnet.render.printing import _tex_escape, derivation_dict, latex_document, to_json
+
+    if args.net is None:
+        raise SpecError("give --layers (a dense network) or --net (a layer network)")
+    if args.layers is not None:
+        raise SpecError("--net and --layers describe two networks: give one")
+    if args.input_shape is None:
+        raise SpecError("--net needs --input-shape, e.g. --input-shape 1x8")
+    if args.at is not None:
+        raise SpecError("--at goes with --layers; a layer network's gradients are evaluated in Python "
+                        "(symnet.networks.layer_numeric.backward)")
+    try:
+        layers = parse_layers(args.net)
+    except SpecError as exc:
+        raise SpecError(f"--net: {exc}") from None
+    derivation = derive_backprop(Sequential(layers, parse_shape(args.input_shape)))
+    if args.format == "json":
+        out = to_json(derivation_dict(derivation))
+    elif args.format == "latex":
+        out = derivation.to_latex()
+        if args.standalone:
+            out = latex_document(_tex_escape(derivation.title), out)
+    elif args.format == "markdown":
+        out = derivation.to_markdown()
+    else:
+        out = derivation.to_text()
+    write_output(out, args.output)
+    return 0 if derivation.ok else 1
