@@ -148,3 +148,28 @@ def test_collapse_of_an_imported_torch_model_agrees_with_the_model():
         f = lambda a: nonlinear(torch.tensor(a)).numpy()  # noqa: E731
         gap = np.max(np.abs(f(w.t * w.input_a + (1 - w.t) * w.input_b) - (w.t * f(w.input_a) + (1 - w.t) * f(w.input_b))))
     assert gap > 1e-6
+
+
+SPECS = [Linear(3, bias=False), Conv1d(k=3, bias=False, out_channels=2, stride=2, padding=1, dilation=2),
+         Conv2d(k=(2, 3), out_channels=2, stride=2, padding=1, dilation=(1, 2)),
+         __import__("symnet.networks.layers", fromlist=["ConvTranspose1d"]).ConvTranspose1d(k=3, out_channels=2, stride=2),
+         AvgPool1d(k=2, stride=1), MaxPool1d(k=3), BatchNorm(training=True), BatchNorm(eps=0.001), LayerNorm(),
+         Dropout(), Flatten(), Residual([Linear(3), Activation("tanh")])]
+
+
+@pytest.mark.parametrize("layer", SPECS, ids=lambda l: l.spec())
+def test_a_layer_s_spec_reads_back_as_the_same_layer(layer):
+    assert parse_layers(layer.spec()) == [layer]
+
+
+def test_the_picture_shows_every_layer_shape_and_skip():
+    import xml.etree.ElementTree as ET
+
+    net = Sequential([Conv1d(k=3, out_channels=2), Activation("relu"),
+                      Residual([Conv1d(k=3, out_channels=2, padding=1)]), Flatten(), Linear(2)], (1, 8))
+    svg = net.to_svg()
+    root = ET.fromstring(svg)  # well-formed XML
+    texts = [t.text for t in root.iter("{http://www.w3.org/2000/svg}text")]
+    for label in ["input 1 x 8", "conv1d(k=3, out=2)", "relu", "conv1d(k=3, out=2, padding=1)", "flatten",
+                  "linear(2)", "2 x 6", "12", "skip", "+"]:
+        assert label in texts, label

@@ -105,6 +105,8 @@ def register(subparsers) -> None:
                         '> flatten > linear(2)" (with --input-shape)')
     p.add_argument("--input-shape", default=None, metavar="SHAPE",
                    help="with --net: one example's shape, channels first, e.g. 1x8 or 3x6x6")
+    p.add_argument("--picture", default=None, metavar="FILE.svg",
+                   help="with --net: also draw the network (layers, shapes, skip connections) as SVG")
     p.add_argument("--format", choices=FORMATS, default="text")
     p.add_argument("--convention", choices=("row", "column", "torch"), default="row",
                    help="print the derivation with row vectors (x W + b, default), column vectors "
@@ -204,11 +206,17 @@ def run_layers(args: argparse.Namespace) -> int:
         raise SpecError("--net and --layers describe two networks: give one")
     if args.input_shape is None:
         raise SpecError("--net needs --input-shape, e.g. --input-shape 1x8")
+    if args.convention != "row":
+        raise SpecError("--convention goes with --layers for now (a layer network prints in the row convention)")
     try:
         layers = parse_net(args.net)
     except SpecError as exc:
         raise SpecError(f"--net: {exc}") from None
     net = Sequential(layers, parse_shape(args.input_shape))
+    if args.picture is not None:
+        check_output_path(args.picture)
+        with open(args.picture, "w", encoding="utf-8") as f:
+            f.write(net.to_svg())
     result = collapse_layers(net, seed=args.seed)
     if args.format == "json":
         out = to_json(result.to_dict())

@@ -37,6 +37,13 @@ def _pair(value: Any, what: str, minimum: int) -> tuple[int, int]:
     return (v, v)
 
 
+def _pair_text(v) -> str:
+    """A pair as the grammar reads it: ``3`` for ``(3, 3)``, ``(2,3)`` otherwise."""
+    if isinstance(v, tuple):
+        return str(v[0]) if v[0] == v[1] else f"({v[0]},{v[1]})"
+    return str(v)
+
+
 def _conv_length(n: int, k: int, stride: int, padding: int, dilation: int, what: str) -> int:
     out = (n + 2 * padding - dilation * (k - 1) - 1) // stride + 1
     if out < 1:
@@ -96,7 +103,7 @@ class Linear(Layer):
         return True
 
     def spec(self):
-        return f"linear({self.out})" + ("" if self.bias else ", bias=false")
+        return f"linear({self.out}" + ("" if self.bias else ", bias=false") + ")"
 
 
 @dataclass(frozen=True)
@@ -188,8 +195,10 @@ class Conv2d(Layer):
         return True
 
     def spec(self):
-        k = self.k[0] if self.k[0] == self.k[1] else f"({self.k[0]},{self.k[1]})"
-        return f"conv2d(k={k}" + (f", out={self.out_channels}" if self.out_channels != 1 else "") + ")"
+        extra = "".join(f", {n}={_pair_text(v)}" for n, v, d in [("out", self.out_channels, 1), ("stride", self.stride, (1, 1)),
+                                                               ("padding", self.padding, (0, 0)),
+                                                               ("dilation", self.dilation, (1, 1))] if v != d)
+        return f"conv2d(k={_pair_text(self.k)}{extra}" + ("" if self.bias else ", bias=false") + ")"
 
 
 @dataclass(frozen=True)
@@ -228,7 +237,9 @@ class ConvTranspose1d(Layer):
         return True
 
     def spec(self):
-        return f"convtranspose1d(k={self.k})"
+        extra = "".join(f", {n}={v}" for n, v, d in [("out", self.out_channels, 1), ("stride", self.stride, 1),
+                                                      ("padding", self.padding, 0)] if v != d)
+        return f"convtranspose1d(k={self.k}{extra}" + ("" if self.bias else ", bias=false") + ")"
 
 
 @dataclass(frozen=True)
@@ -252,7 +263,7 @@ class AvgPool1d(Layer):
         return True
 
     def spec(self):
-        return f"avgpool1d(k={self.k})"
+        return f"avgpool1d(k={self.k}" + (f", stride={self.stride}" if self.stride != self.k else "") + ")"
 
 
 @dataclass(frozen=True)
@@ -277,7 +288,7 @@ class AvgPool2d(Layer):
         return True
 
     def spec(self):
-        return f"avgpool2d(k={self.k[0]})"
+        return f"avgpool2d(k={_pair_text(self.k)}" + (f", stride={_pair_text(self.stride)}" if self.stride != self.k else "") + ")"
 
 
 @dataclass(frozen=True)
@@ -307,7 +318,8 @@ class BatchNorm(Layer):
         return not self.training
 
     def spec(self):
-        return "batchnorm" + ("(training)" if self.training else "")
+        opts = (["training"] if self.training else []) + ([f"eps={self.eps!r}"] if self.eps != 1e-5 else [])
+        return "batchnorm" + (f"({', '.join(opts)})" if opts else "")
 
 
 @dataclass(frozen=True)
@@ -447,7 +459,7 @@ class MaxPool1d(Layer):
         return (in_shape[0], _conv_length(in_shape[1], self.k, self.stride, 0, 1, "maxpool1d"))
 
     def spec(self):
-        return f"maxpool1d(k={self.k})"
+        return f"maxpool1d(k={self.k}" + (f", stride={self.stride}" if self.stride != self.k else "") + ")"
 
 
 @dataclass(frozen=True)
@@ -468,7 +480,7 @@ class MaxPool2d(Layer):
                 _conv_length(in_shape[2], self.k[1], self.stride[1], 0, 1, "maxpool2d"))
 
     def spec(self):
-        return f"maxpool2d(k={self.k[0]})"
+        return f"maxpool2d(k={_pair_text(self.k)}" + (f", stride={_pair_text(self.stride)}" if self.stride != self.k else "") + ")"
 
 
 @dataclass(frozen=True)
@@ -615,6 +627,12 @@ class Sequential:
 
     def spec(self) -> str:
         return " > ".join(layer.spec() for layer in self.layers)
+
+    def to_svg(self) -> str:
+        """A picture of the network: layers, shapes, skip connections (SVG)."""
+        from symnet.render.picture import network_svg
+
+        return network_svg(self)
 
     def __repr__(self) -> str:
         return f"Network({self.spec()!r}, input_shape={self.input_shape})"
