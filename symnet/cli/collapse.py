@@ -201,7 +201,7 @@ def run_layers(args: argparse.Namespace) -> int:
     from symnet.render.printing import _tex_escape, latex_document, to_json
 
     if args.net is None:
-        raise SpecError("give --layers (a dense network) or --net (a layer network)")
+        raise SpecError("--layers (a dense network) or --net (a layer network) is required")
     if args.layers is not None:
         raise SpecError("--net and --layers describe two networks: give one")
     if args.input_shape is None:

@@ -293,6 +293,10 @@ class _LazyValues(dict):
         code = _stable_code(t.value)
         rng = np.random.default_rng([self.seed, self.trial, self.attempt, code])
         v = rng.standard_normal(self.inst.shape(t.shape))
+        if t.shape is not None and v.shape[0] > 1:
+            # entries of size 1/sqrt(rows): a product of hundreds of matrices stays in range
+            # (any values are valid instances; these keep x W1 ... W500 away from overflow)
+            v = v / np.sqrt(v.shape[0])
         if t.shape is None and isinstance(t.value, PositiveName):
             v = np.abs(v) + 1e-3  # declared positive
         elif t.shape is None and self.attempt < 2:  # scalars: every sign pattern has its

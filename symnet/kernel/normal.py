@@ -31,6 +31,7 @@ can carry them; SymPy's own cancellations (``u/u -> 1``) are then harmless.
 from __future__ import annotations
 
 import contextvars
+import functools
 import threading
 from collections import Counter
 from typing import Any
@@ -251,9 +252,7 @@ def scalar_segments(word: tuple, rows: T.Dim, cols: T.Dim) -> tuple[sp.Expr, tup
     ends count when the word has 1 row or 1 column) becomes its trace, a scalar atom."""
     if len(word) < 2:
         return sp.S.One, word
-    inner = _dims_of(word)
-    cuts = ([-1] if rows == 1 else []) + [i for i, d in enumerate(inner) if d == 1] + (
-        [len(word) - 1] if cols == 1 else [])
+    cuts = ([-1] if rows == 1 else []) + list(_inner_units(word)) + ([len(word) - 1] if cols == 1 else [])
     if len(cuts) < 2:
         return sp.S.One, word
     factor = sp.S.One
@@ -261,6 +260,13 @@ def scalar_segments(word: tuple, rows: T.Dim, cols: T.Dim) -> tuple[sp.Expr, tup
         factor *= _trace_word(word[p + 1:q + 1], 1)
     kept = word[:cuts[0] + 1] + word[cuts[-1] + 1:]
     return factor, kept
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _inner_units(word: tuple) -> tuple:
+    """The places inside a word where its dimension is the integer 1 (memoised: deep
+    products meet the same long words again and again)."""
+    return tuple(i for i, d in enumerate(_dims_of(word)) if d == 1)
 
 
 def mul(x: NF, y: NF) -> NF:
@@ -281,11 +287,16 @@ def mul(x: NF, y: NF) -> NF:
             c = c1 * c2 * k
             terms[w] = terms[w] + c if w in terms else c
     result = NF(x.rows, y.cols, terms)._guard()
-    if any(a[0] == "diag" and not _is_atomic(a) for w in terms for a in w):
-        result = _atomic_diagonals(result)
-    if x.rows == 1 or y.cols == 1:
-        result = _absorb_diagonals(result)
+    if _DIAGONALS[0]:  # only once a diagonal atom exists anywhere (a scan per product otherwise)
+        if any(a[0] == "diag" and not _is_atomic(a) for w in terms for a in w):
+            result = _atomic_diagonals(result)
+        if x.rows == 1 or y.cols == 1:
+            result = _absorb_diagonals(result)
     return result
+
+
+#: set when the first diagonal atom is made: products scan their words for diagonals after
+_DIAGONALS = [False]
 
 
 def _absorb_diagonals(x: NF) -> NF:
@@ -1083,7 +1094,11 @@ def diagonal(v: NF) -> NF:
     out = NF(n, n)
     for w, c in clean(v).terms.items():
         for pw, pc in _addends(w, 1, n):
-            atom = identity(n) if pw == unit else NF(n, n, {(("diag", _freeze(NF(1, n, {pw: sp.S.One})), n, n),): sp.S.One})
+            if pw == unit:
+                atom = identity(n)
+            else:
+                _DIAGONALS[0] = True
+                atom = NF(n, n, {(("diag", _freeze(NF(1, n, {pw: sp.S.One})), n, n),): sp.S.One})
             out = add(out, scale(atom, c * pc))
     return out
 
