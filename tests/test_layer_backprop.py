@@ -15,7 +15,7 @@ from symnet.kernel import Context
 from symnet.kernel import terms as T
 from symnet.networks import layer_backprop as LB
 from symnet.networks import layer_numeric as LN
-from symnet.networks.layer_algebra import conv_matrix
+from symnet.networks.layer_algebra import conv_matrix, entry_name, tap_name
 from symnet.networks.layers import (
     Activation,
     AvgPool1d,
@@ -56,8 +56,8 @@ def test_an_unflipped_kernel_is_refuted(layer, shape):
     ctx.define(Tl, conv_matrix(layer, shape, "K1"))
     # the slip: delta correlated with the kernel as it is (not flipped), i.e. T itself reindexed
     flipped = LB._flipped_correlation(layer, shape, "K1")
-    names = {f"K1_{j}": f"K1_{layer.k - 1 - j}" for j in range(layer.k)}
-    names.update({f"K1_{o}_{c}_{j}": f"K1_{o}_{c}_{layer.k - 1 - j}" for o in range(layer.out_channels)
+    names = {tap_name("K1", j): tap_name("K1", layer.k - 1 - j) for j in range(layer.k)}
+    names.update({tap_name("K1", o, c, j): tap_name("K1", o, c, layer.k - 1 - j) for o in range(layer.out_channels)
                   for c in range(shape[0]) for j in range(layer.k)})
     unflipped = T.substitute(flipped, {T.scalar(a): T.scalar(b) for a, b in names.items()})
     if unflipped == flipped:
@@ -73,10 +73,11 @@ def test_a_shifted_kernel_gradient_is_refuted():
     assert d.ok
     ctx = Context()
     taps = LB._taps(layer, shape)
-    written = T.add(*[T.mul(T.scalar(f"K1_{j}"), T.add(*[T.mul(T.scalar(f"d_{p}"), T.scalar(f"x_{q}"))
-                                                            for p, q in pairs])) for (_, _, j), pairs in taps.items()])
-    shifted = T.add(*[T.mul(T.scalar(f"d_{p}"), T.scalar(f"x_{q + 1}")) for p, q in taps[(0, 0, 0)]])
-    assert ctx.check(T.diff(written, T.scalar("K1_0")), shifted).verdict == "refuted"
+    d, x = (lambda i: T.scalar(entry_name("delta", i))), (lambda i: T.scalar(entry_name("x", i)))
+    written = T.add(*[T.mul(T.scalar(tap_name("K1", j)), T.add(*[T.mul(d(p), x(q)) for p, q in pairs]))
+                      for (_, _, j), pairs in taps.items()])
+    shifted = T.add(*[T.mul(d(p), x(q + 1)) for p, q in taps[(0, 0, 0)]])
+    assert ctx.check(T.diff(written, T.scalar(tap_name("K1", 0))), shifted).verdict == "refuted"
 
 
 def test_the_proved_input_gradient_is_the_numeric_backward_pass():
@@ -92,7 +93,7 @@ def test_the_proved_input_gradient_is_the_numeric_backward_pass():
     for o in range(K.shape[0]):
         for c in range(K.shape[1]):
             for j in range(K.shape[2]):
-                values[f"K1_{o}_{c}_{j}"] = K[o, c, j]
+                values[tap_name("K1", o, c, j)] = K[o, c, j]
     Fn = np.array([[0.0 if e.op == "num" else values[e.value] for e in F.args[i * F.cols:(i + 1) * F.cols]]
                    for i in range(F.rows)])
     assert np.allclose(dy.reshape(1, -1) @ Fn, dx.reshape(1, -1), rtol=1e-12, atol=1e-12)

@@ -221,12 +221,22 @@ def run_layers(args: argparse.Namespace) -> int:
     if args.format == "json":
         out = to_json(result.to_dict())
     elif args.format == "latex":
-        out = result.derivation.to_latex()
+        out = _layers_latex(result.derivation, [result.to_text().splitlines()[-1]])
         if args.standalone:
             out = latex_document(_tex_escape(result.derivation.title), out)
     elif args.format == "markdown":
-        out = result.derivation.to_markdown()
+        out = result.derivation.to_markdown() + "\n" + "\n\n".join(result.derivation.notes) + "\n"
     else:
         out = result.to_text()
     write_output(out, args.output)
     return 0 if result.ok else 1
+
+
+def _layers_latex(derivation, extra: list[str]) -> str:
+    """The derivation's align* blocks, then its notes and verdict as paragraphs."""
+    from symnet.render import printing
+
+    out = [derivation.to_latex(), *(r"\noindent " + printing._tex_escape(n) for n in derivation.notes),
+           *(r"\noindent " + printing._tex_escape(e) for e in extra),
+           r"\noindent " + printing._tex_escape(printing._summary(derivation))]
+    return "\n\n".join(out) + "\n"

@@ -303,11 +303,13 @@ def _run_layers(args: argparse.Namespace) -> int:
     if args.format == "json":
         out = to_json(derivation_dict(derivation))
     elif args.format == "latex":
-        out = derivation.to_latex()
+        from symnet.cli.collapse import _layers_latex
+
+        out = _layers_latex(derivation, [])
         if args.standalone:
             out = latex_document(_tex_escape(derivation.title), out)
     elif args.format == "markdown":
-        out = derivation.to_markdown()
+        out = derivation.to_markdown() + "\n" + "\n\n".join(derivation.notes) + "\n"
     else:
         out = derivation.to_text()
     write_output(out, args.output)

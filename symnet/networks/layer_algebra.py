@@ -17,6 +17,7 @@ An affine layer acts on the row of an example's entries (C order, PyTorch's flat
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -222,6 +223,19 @@ def _row(name: str, n: int) -> T.Term:
     return T.matrix(name, 1, n)
 
 
+def tap_name(kernel: str, *index: int) -> str:
+    """The scalar name of a kernel entry: ``tap_name("K2", 0)`` is ``k_{2,0}`` (printed
+    ``k_(2,0)`` as text, :math:`k_{2,0}` in LaTeX); channels first when there are several."""
+    m = re.fullmatch(r"([A-Za-z]+)(\d*)", kernel)
+    base, layer = (m.group(1).lower(), m.group(2)) if m else (kernel, "")
+    return f"{base}_{{{','.join([layer, *map(str, index)] if layer else map(str, index))}}}"
+
+
+def entry_name(base: str, i: int) -> str:
+    """``x_{3}``: entry 3 of the row of an example's entries."""
+    return f"{base}_{{{i}}}"
+
+
 def conv_matrix(layer: Conv1d | Conv2d, in_shape: tuple, kernel: str) -> T.Term:
     """The matrix of a convolution with symbolic kernel entries (``K1_o_c_j``), acting on
     the row of the input's entries: entry ``[(c, t), (o, i)] = K[o, c, j]`` where
@@ -238,7 +252,7 @@ def conv_matrix(layer: Conv1d | Conv2d, in_shape: tuple, kernel: str) -> T.Term:
         for o in range(o_ch):
             for c in range(c_in):
                 for j in range(layer.k):
-                    w = T.scalar(f"{kernel}_{o}_{c}_{j}" if (o_ch, c_in) != (1, 1) else f"{kernel}_{j}")
+                    w = T.scalar(tap_name(kernel, o, c, j) if (o_ch, c_in) != (1, 1) else tap_name(kernel, j))
                     for i in range(l_out):
                         t = i * layer.stride + j * layer.dilation - layer.padding
                         if 0 <= t < length:
@@ -251,7 +265,7 @@ def conv_matrix(layer: Conv1d | Conv2d, in_shape: tuple, kernel: str) -> T.Term:
             for c in range(c_in):
                 for p in range(kh):
                     for q in range(kw):
-                        w = T.scalar(f"{kernel}_{o}_{c}_{p}_{q}" if (o_ch, c_in) != (1, 1) else f"{kernel}_{p}_{q}")
+                        w = T.scalar(tap_name(kernel, o, c, p, q) if (o_ch, c_in) != (1, 1) else tap_name(kernel, p, q))
                         for i in range(h_out):
                             for j in range(w_out):
                                 y, x = i * sh + p * dh - ph, j * sw + q * dw - pw

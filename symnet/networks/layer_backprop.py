@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from symnet.kernel import Context
 from symnet.kernel import terms as T
-from symnet.networks.layer_algebra import MAX_EXPLICIT, _size, conv_matrix
+from symnet.networks.layer_algebra import MAX_EXPLICIT, _size, conv_matrix, entry_name, tap_name
 from symnet.networks.layers import (
     Activation,
     Attention,
@@ -38,6 +38,7 @@ from symnet.networks.layers import (
     Sequential,
 )
 from symnet.notes.derivation import Chain, ChainBuilder, Derivation
+from symnet.render.printing import text_name
 
 
 def _local(delta: T.Term, out: T.Term) -> T.Term:
@@ -62,7 +63,7 @@ def _linear(ctx: Context, layer: Linear, n: int, l: int) -> list[Chain]:
 def _explicit_row(name: str, shape: tuple) -> T.Term:
     """A row of scalar symbols ``name_i`` for the entries of an example of ``shape``."""
     n = _size(shape)
-    return T.explicit([[T.scalar(f"{name}_{i}") for i in range(n)]])
+    return T.explicit([[T.scalar(entry_name(name, i)) for i in range(n)]])
 
 
 def _conv(ctx: Context, layer, in_shape: tuple, l: int) -> list[Chain]:
@@ -78,24 +79,23 @@ def _conv(ctx: Context, layer, in_shape: tuple, l: int) -> list[Chain]:
     chain = ChainBuilder(ctx, T.grad(_local(delta, T.mul(h, Tl)), h),
                          title=f"Layer {l} ({layer.kind}): the input gradient is a correlation with the flipped kernel")
     chain.step(T.mul(delta, T.transpose(Tl)), "chain rule")
-    chain.step(T.mul(delta, Fl), f"F{l}: dx_(c,t) = sum_(o,m) delta_(o, t+m-(k-1)) Kflip_(o,c,m), "
-               "Kflip_m = K_(k-1-m)", uses=[Tl, Fl])
+    chain.step(T.mul(delta, Fl), f"definition of F{l} (the flipped kernel)", uses=[Tl, Fl])
     chains.append(chain.build())
     # kernel gradient: the correlation of input and delta, tap by tap, on the entries
     x, d = T.matrix("x", 1, n_in), T.matrix("d", 1, n_out)
     ctx.define(x, _explicit_row("x", in_shape))
-    ctx.define(d, _explicit_row("d", out_shape))
+    ctx.define(d, _explicit_row("delta", out_shape))
     taps = _taps(layer, in_shape)
 
     def correlation(pairs) -> T.Term:
-        terms = [T.mul(T.scalar(f"d_{p}"), T.scalar(f"x_{q}")) for p, q in pairs]
+        terms = [T.mul(T.scalar(entry_name("delta", p)), T.scalar(entry_name("x", q))) for p, q in pairs]
         return T.add(*terms) if len(terms) > 1 else terms[0]
 
     weight = {tap: T.scalar(_tap_name(layer, in_shape, f"K{l}", *tap)) for tap in taps}
     written = T.add(*[T.mul(weight[tap], correlation(pairs)) for tap, pairs in taps.items() if pairs])
     chain = ChainBuilder(ctx, T.trace(T.mul(x, Tl, T.transpose(d))),
                          title=f"Layer {l} ({layer.kind}): the local loss L{l} entry by entry")
-    chain.step(written, "L = sum_(o,c,j) K_(o,c,j) sum_i delta_(o,i) x_(c, i+j)", uses=[x, d, Tl])
+    chain.step(written, f"T{l} written out", uses=[x, d, Tl])
     chains.append(chain.build())
     local = T.scalar(f"L{l}")
     ctx.define(local, written)
@@ -104,8 +104,8 @@ def _conv(ctx: Context, layer, in_shape: tuple, l: int) -> list[Chain]:
             continue
         w = weight[tap]
         chain = ChainBuilder(ctx, T.diff(local, w),
-                             title=f"Layer {l} ({layer.kind}): dL/d{w.value} is the correlation of x and delta")
-        chain.step(correlation(pairs), "dK_(o,c,j) = sum_i delta_(o,i) x_(c, i+j)")
+                             title=f"Layer {l} ({layer.kind}): dL/d{text_name(w.value)} is the correlation of x and delta")
+        chain.step(correlation(pairs), "differentiate")
         chains.append(chain.build())
     return chains
 
@@ -116,10 +116,8 @@ def _tap_label(j) -> str:
 
 def _tap_name(layer, in_shape, kernel: str, o: int, c: int, j) -> str:
     one = (layer.out_channels, in_shape[0]) == (1, 1)
-    if isinstance(layer, Conv1d):
-        return f"{kernel}_{j}" if one else f"{kernel}_{o}_{c}_{j}"
-    p, q = j
-    return f"{kernel}_{p}_{q}" if one else f"{kernel}_{o}_{c}_{p}_{q}"
+    taps = (j,) if isinstance(layer, Conv1d) else tuple(j)
+    return tap_name(kernel, *taps) if one else tap_name(kernel, o, c, *taps)
 
 
 def _taps(layer, in_shape: tuple) -> dict:
@@ -188,7 +186,7 @@ def _flipped_correlation(layer, in_shape: tuple, kernel: str) -> T.Term:
 def _avgpool(ctx: Context, layer: AvgPool1d, in_shape: tuple, l: int) -> list[Chain]:
     c_in, n = in_shape
     _, m = layer.output_shape(in_shape)
-    x, delta = _explicit_row("x", in_shape), _explicit_row("d", (c_in, m))
+    x, delta = _explicit_row("x", in_shape), _explicit_row("delta", (c_in, m))
     P = [[T.num(0)] * (c_in * m) for _ in range(c_in * n)]
     for c in range(c_in):
         for i in range(m):
@@ -201,11 +199,11 @@ def _avgpool(ctx: Context, layer: AvgPool1d, in_shape: tuple, l: int) -> list[Ch
         for i in range(m):
             for j in range(layer.k):
                 t = c * n + i * layer.stride + j
-                part = T.div(T.scalar(f"d_{c * m + i}"), T.num(layer.k))
+                part = T.div(T.scalar(entry_name("delta", c * m + i)), T.num(layer.k))
                 row[t] = part if row[t].op == "num" else T.add(row[t], part)
     chain = ChainBuilder(ctx, T.transpose(T.mul(pool, T.transpose(delta))),
                          title=f"Layer {l} (average pooling): delta spread evenly over each window")
-    chain.step(T.explicit(spread), f"dx_t = sum over the windows containing t of delta_i / {layer.k}")
+    chain.step(T.explicit(spread), f"each window's delta, divided by {layer.k}")
     del x
     return [chain.build()]
 
@@ -229,7 +227,7 @@ def _residual(ctx: Context, n: int, l: int) -> list[Chain]:
     delta = T.matrix(f"delta{l}", 1, n)
     loss = _local(delta, T.add(h, T.add(T.mul(h, W), b)))
     chain = ChainBuilder(ctx, T.grad(loss, h), title=f"Layer {l} (residual): the skip adds delta")
-    chain.step(T.add(delta, T.mul(delta, T.transpose(W))), "dL/dh = delta + delta W^T")
+    chain.step(T.add(delta, T.mul(delta, T.transpose(W))), "chain rule")
     return [chain.build()]
 
 
@@ -243,7 +241,7 @@ def _activation(ctx: Context, layer: Activation, n: int, l: int) -> list[Chain]:
         return []
     loss = _local(delta, f)
     chain = ChainBuilder(ctx, T.grad(loss, z), title=f"Layer {l} ({layer.name}): delta times the derivative")
-    chain.step(T.hadamard(delta, T.sub(T.ones(1, n), T.hadamard(f, f))), "dL/dz = delta (.) (1 - tanh(z)^2)")
+    chain.step(T.hadamard(delta, T.sub(T.ones(1, n), T.hadamard(f, f))), "chain rule, tanh' = 1 - tanh^2")
     return [chain.build()]
 
 
@@ -252,7 +250,7 @@ def _attention(ctx: Context, shape: tuple, l: int) -> list[Chain]:
     S, V, delta = T.matrix(f"S{l}", tokens, tokens), T.matrix(f"V{l}", tokens, d), T.matrix(f"delta{l}", tokens, d)
     loss = T.trace(T.mul(T.transpose(delta), S, V))
     chain = ChainBuilder(ctx, T.grad(loss, V), title=f"Layer {l} (attention, for fixed scores S): the value path")
-    chain.step(T.mul(T.transpose(S), delta), "dL/dV = S^T delta")
+    chain.step(T.mul(T.transpose(S), delta), "chain rule")
     return [chain.build()]
 
 
@@ -270,6 +268,10 @@ def derive_backprop(net: Sequential) -> Derivation:
                 notes.append(f"layer {l} ({layer.spec()}): too large to write out; differentiated numerically")
             else:
                 chains += _conv(ctx, layer, shape, l)
+                notes.append(f"layer {l}: T{l} is the matrix of the convolution y_i = sum_j k_j x_(i+j) on the row "
+                             f"of entries; F{l} that of dx_t = sum_m delta_(t+m-(k-1)) kflip_m with the flipped "
+                             f"kernel kflip_m = k_(k-1-m) (per channel pair, stride, padding and dilation "
+                             f"included); dL/dk_j = sum_i delta_i x_(i+j) is the correlation of input and delta")
         elif isinstance(layer, AvgPool1d):
             chains += _avgpool(ctx, layer, shape, l)
         elif isinstance(layer, BatchNorm) and not layer.training:

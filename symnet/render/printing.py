@@ -42,7 +42,7 @@ _GREEK = {
     "omega", "Gamma", "Delta", "Theta", "Lambda", "Xi", "Pi", "Sigma", "Phi", "Psi", "Omega",
 }
 _NAME = re.compile(r"^([A-Za-z]+?)('*)(?:([0-9]+)|_([A-Za-z0-9]+))?('*)$")
-_BRACED = re.compile(r"^([A-Za-z]+?)('*)_\{([A-Za-z0-9+\-.]*)\}$")
+_BRACED = re.compile(r"^([A-Za-z]+?)('*)_\{([A-Za-z0-9+\-.,]*)\}$")
 
 
 @functools.lru_cache(maxsize=8192)
@@ -310,7 +310,7 @@ class ExprPrinter:
         if op == "sym":
             if latex:
                 return symbol_latex(t.value, bold=t.is_matrix), ATOM
-            return t.value, ATOM
+            return text_name(t.value), ATOM
         if op == "dim":
             return (symbol_latex(t.value, bold=False) if latex else t.value), ATOM
         if op == "var":
