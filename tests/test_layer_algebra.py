@@ -173,3 +173,36 @@ def test_the_picture_shows_every_layer_shape_and_skip():
     for label in ["input 1 x 8", "conv1d(k=3, out=2)", "relu", "conv1d(k=3, out=2, padding=1)", "flatten",
                   "linear(2)", "2 x 6", "12", "skip", "+"]:
         assert label in texts, label
+
+
+FOLDS = [
+    [Conv1d(k=3, out_channels=2), BatchNorm()],
+    [Conv1d(k=2, out_channels=3, stride=2, padding=1), BatchNorm()],
+    [Conv2d(k=2, out_channels=2), BatchNorm()],
+    [Conv1d(k=3), AvgPool1d(k=2)],
+    [Conv1d(k=2, out_channels=2), AvgPool1d(k=3)],
+]
+
+
+@pytest.mark.parametrize("pair", FOLDS, ids=lambda p: " > ".join(x.spec() for x in p))
+def test_batchnorm_folds_into_a_convolution_and_pooling_merges_with_it(pair):
+    shape = (2, 4, 4) if isinstance(pair[0], Conv2d) else (1, 7)
+    result = collapse_layers(Sequential(pair, shape))
+    titles = [c.title for c in result.derivation.chains]
+    assert any("folds into the convolution" in t or "average pooling after" in t for t in titles), titles
+    assert result.derivation.ok and result.ok, result.to_text()
+
+
+def test_a_fold_with_the_wrong_channel_s_scale_is_refuted():
+    from symnet.networks.layer_algebra import _tap, entry_name
+
+    conv, shape = Conv1d(k=2, out_channels=2), (1, 5)
+    out = conv.output_shape(shape)
+    s = [T.scalar(entry_name("s2", o)) for o in range(2)]
+    n1 = int(np.prod(out))
+    S = T.explicit([[s[i // out[1]] if i == j else T.num(0) for j in range(n1)] for i in range(n1)])
+    right = conv_matrix(conv, shape, "K1", taps=lambda o, c, j: T.mul(s[o], _tap(conv, shape, "K1", o, c, j)))
+    wrong = conv_matrix(conv, shape, "K1", taps=lambda o, c, j: T.mul(s[1 - o], _tap(conv, shape, "K1", o, c, j)))
+    M = T.mul(conv_matrix(conv, shape, "K1"), S)
+    assert Context().check(M, right).verdict == "proved"
+    assert Context().check(M, wrong).verdict == "refuted"

@@ -236,10 +236,11 @@ def entry_name(base: str, i: int) -> str:
     return f"{base}_{{{i}}}"
 
 
-def conv_matrix(layer: Conv1d | Conv2d, in_shape: tuple, kernel: str) -> T.Term:
-    """The matrix of a convolution with symbolic kernel entries (``K1_o_c_j``), acting on
+def conv_matrix(layer: Conv1d | Conv2d, in_shape: tuple, kernel: str, taps=None) -> T.Term:
+    """The matrix of a convolution with symbolic kernel entries (``k_{l,o,c,j}``), acting on
     the row of the input's entries: entry ``[(c, t), (o, i)] = K[o, c, j]`` where
-    ``t = i stride + j dilation - padding``."""
+    ``t = i stride + j dilation - padding``.  ``taps(o, c, *j)``, if given, is the term of
+    each kernel entry instead of its name."""
     out_shape = layer.output_shape(in_shape)
     n_in, n_out = _size(in_shape), _size(out_shape)
     if n_in * n_out > MAX_EXPLICIT:
@@ -252,7 +253,10 @@ def conv_matrix(layer: Conv1d | Conv2d, in_shape: tuple, kernel: str) -> T.Term:
         for o in range(o_ch):
             for c in range(c_in):
                 for j in range(layer.k):
-                    w = T.scalar(tap_name(kernel, o, c, j) if (o_ch, c_in) != (1, 1) else tap_name(kernel, j))
+                    w = taps(o, c, j) if taps else T.scalar(
+                        tap_name(kernel, o, c, j) if (o_ch, c_in) != (1, 1) else tap_name(kernel, j))
+                    if w.op == "num" and w.value == 0:
+                        continue
                     for i in range(l_out):
                         t = i * layer.stride + j * layer.dilation - layer.padding
                         if 0 <= t < length:
@@ -265,7 +269,8 @@ def conv_matrix(layer: Conv1d | Conv2d, in_shape: tuple, kernel: str) -> T.Term:
             for c in range(c_in):
                 for p in range(kh):
                     for q in range(kw):
-                        w = T.scalar(tap_name(kernel, o, c, p, q) if (o_ch, c_in) != (1, 1) else tap_name(kernel, p, q))
+                        w = taps(o, c, p, q) if taps else T.scalar(
+                            tap_name(kernel, o, c, p, q) if (o_ch, c_in) != (1, 1) else tap_name(kernel, p, q))
                         for i in range(h_out):
                             for j in range(w_out):
                                 y, x = i * sh + p * dh - ph, j * sw + q * dw - pw
@@ -330,6 +335,92 @@ def _conv_pair_chain(ctx: Context, first, second, in_shape: tuple, index: int) -
     note = (f"T{index}, T{index + 1}: the matrices of the convolutions {forms[0]} and {forms[1]} "
             f"(per channel pair) on the row of entries; T{index}{index + 1} that of the convolution with "
             f"kernel {forms[2]} (summed over the middle channels), size {_kernel_size(layer)}")
+    return chain.build(), note
+
+
+def _tap(layer, in_shape: tuple, kernel: str, o: int, c: int, *j: int) -> T.Term:
+    one = (layer.out_channels, in_shape[0]) == (1, 1)
+    return T.scalar(tap_name(kernel, *j) if one else tap_name(kernel, o, c, *j))
+
+
+def _channel_row(name: str, channels: int, positions: int) -> T.Term:
+    """A row with one named entry per channel, repeated over the channel's positions."""
+    return T.explicit([[T.scalar(entry_name(name, o)) for o in range(channels) for _ in range(positions)]])
+
+
+def _conv_bn_chain(ctx: Context, conv, in_shape: tuple, index: int) -> tuple[Chain, str]:
+    """Batch norm after a convolution: ``(x T + c - mu) S + beta = x T' + c'`` with
+    ``T'`` the convolution with kernel ``s_o k_(o,c,j)`` and ``c'_o = (b_o - mu_o) s_o + beta_o``."""
+    out = conv.output_shape(in_shape)
+    o_ch, positions = out[0], _size(out) // out[0]
+    n0, n1 = _size(in_shape), _size(out)
+    k, l2 = f"K{index}", index + 1
+    s = [T.scalar(entry_name(f"s{l2}", o)) for o in range(o_ch)]
+    names = {}
+    for name, term in [(f"T{index}", conv_matrix(conv, in_shape, k)),
+                       (f"S{l2}", T.explicit([[s[i // positions] if i == j else T.num(0) for j in range(n1)]
+                                              for i in range(n1)])),
+                       (f"c{index}", _channel_row(f"b{index}", o_ch, positions)),
+                       (f"mu{l2}", _channel_row(f"mu{l2}", o_ch, positions)),
+                       (f"beta{l2}", _channel_row(f"beta{l2}", o_ch, positions)),
+                       (f"T'{index}", conv_matrix(conv, in_shape, k, taps=lambda o, c, *j: T.mul(
+                           s[o], _tap(conv, in_shape, k, o, c, *j)))),
+                       (f"c'{index}", T.explicit([[T.add(T.mul(T.sub(T.scalar(entry_name(f"b{index}", o)),
+                                                                     T.scalar(entry_name(f"mu{l2}", o))), s[o]),
+                                                         T.scalar(entry_name(f"beta{l2}", o)))
+                                                   for o in range(o_ch) for _ in range(positions)]]))]:
+        shape = (term.rows, term.cols)
+        names[name] = T.matrix(name, *shape)
+        ctx.define(names[name], term)
+    x = T.matrix("x" if index == 1 else f"h{index - 1}", 1, n0)
+    Tm, S, c, mu, beta, Tp, cp = (names[n] for n in (f"T{index}", f"S{l2}", f"c{index}", f"mu{l2}",
+                                                      f"beta{l2}", f"T'{index}", f"c'{index}"))
+    chain = ChainBuilder(ctx, T.add(T.mul(T.sub(T.add(T.mul(x, Tm), c), mu), S), beta),
+                         title=f"Batch norm (layer {l2}) folds into the convolution (layer {index})")
+    chain.step(T.add(T.mul(x, Tm, S), T.mul(T.sub(c, mu), S), beta), "distributivity")
+    chain.step(T.add(T.mul(x, Tp), cp), f"T{index} S{l2} is the convolution with kernel s_o k_(o,c,j); "
+               f"c'{index} its bias", uses=[Tm, S, Tp, cp, c, mu, beta])
+    note = (f"S{l2} = diag(s{l2}) repeated over each channel's positions, s{l2}_o = gamma{l2}_o / "
+            f"sqrt(var{l2}_o + eps); T'{index} is the convolution with kernel k'_(o,c,j) = s{l2}_o k_(o,c,j) "
+            f"and c'{index}_o = (b{index}_o - mu{l2}_o) s{l2}_o + beta{l2}_o")
+    return chain.build(), note
+
+
+def _conv_pool_chain(ctx: Context, conv: Conv1d, pool: AvgPool1d, in_shape: tuple, index: int) -> tuple[Chain, str]:
+    """Average pooling after a stride-1 convolution is one strided convolution:
+    kernel ``k''_j = (1/p) sum_(j-p < i <= j) k_i`` of size ``k + p - 1``, stride the pool's."""
+    mid = conv.output_shape(in_shape)
+    out = pool.output_shape(mid)
+    n0, n1, n2 = _size(in_shape), _size(mid), _size(out)
+    k = f"K{index}"
+    one = Conv1d(k=conv.k + pool.k - 1, out_channels=conv.out_channels, stride=pool.stride)
+    if one.output_shape(in_shape) != out:
+        raise SpecError("the pooling windows do not tile the convolution's output")
+    c_ch, m = mid
+    P = [[T.num(0)] * n2 for _ in range(n1)]
+    for ch in range(c_ch):
+        for i in range(out[1]):
+            for j in range(pool.k):
+                P[ch * m + i * pool.stride + j][ch * out[1] + i] = T.div(T.num(1), T.num(pool.k))
+
+    def tap(o, c, j):
+        parts = [_tap(conv, in_shape, k, o, c, i) for i in range(max(0, j - pool.k + 1), min(conv.k, j + 1))]
+        total = T.add(*parts) if len(parts) > 1 else parts[0]
+        return T.div(total, T.num(pool.k))
+
+    Tm, Pm, Tc = T.matrix(f"T{index}", n0, n1), T.matrix(f"P{index + 1}", n1, n2), T.matrix(f"T{index}{index + 1}", n0, n2)
+    ctx.define(Tm, conv_matrix(conv, in_shape, k))
+    ctx.define(Pm, T.explicit(P))
+    ctx.define(Tc, conv_matrix(one, in_shape, k, taps=tap))
+    x = T.matrix("x" if index == 1 else f"h{index - 1}", 1, n0)
+    chain = ChainBuilder(ctx, T.mul(x, Tm, Pm),
+                         title=f"Layers {index} and {index + 1}: average pooling after a convolution is one convolution")
+    chain.step(T.mul(x, Tc), f"T{index} P{index + 1} is the convolution with kernel k''_j = "
+               f"(1/{pool.k}) sum of {pool.k} neighbouring k_i (size {one.k}, stride {pool.stride})",
+               uses=[Tm, Pm, Tc])
+    note = (f"P{index + 1}: the matrix of average pooling over windows of {pool.k}; T{index}{index + 1}: the "
+            f"convolution with kernel k''_j = (1/{pool.k}) sum_(j-{pool.k} < i <= j) k_i of size {one.k}, "
+            f"stride {pool.stride}")
     return chain.build(), note
 
 
@@ -443,6 +534,17 @@ def derive(net: Sequential) -> Derivation:
             notes.append(note)
         if isinstance(a, Linear) and isinstance(b, BatchNorm) and len(shapes[l - 1]) == 1:
             chains.append(batchnorm_fold_chain(Context(), shapes[l - 1][0], a.out, l))
+        extra = None
+        try:
+            if isinstance(a, (Conv1d, Conv2d)) and isinstance(b, BatchNorm) and not b.training:
+                extra = _conv_bn_chain(Context(), a, shapes[l - 1], l)
+            elif isinstance(a, Conv1d) and _plain_conv(a) and isinstance(b, AvgPool1d):
+                extra = _conv_pool_chain(Context(), a, b, shapes[l - 1], l)
+        except SpecError as exc:
+            notes.append(f"layers {l}, {l + 1}: {exc}")
+        if extra is not None:
+            chains.append(extra[0])
+            notes.append(extra[1])
     for l, layer in enumerate(net.layers, 1):
         if isinstance(layer, Residual) and len(layer.block) == 1 and isinstance(layer.block[0], Linear) \
                 and len(shapes[l - 1]) == 1:
