@@ -206,3 +206,13 @@ def test_a_fold_with_the_wrong_channel_s_scale_is_refuted():
     M = T.mul(conv_matrix(conv, shape, "K1"), S)
     assert Context().check(M, right).verdict == "proved"
     assert Context().check(M, wrong).verdict == "refuted"
+
+
+def test_attention_is_not_affine_but_its_value_path_is_linear():
+    from symnet.networks.layers import Attention
+
+    result = collapse_layers(Sequential([Attention(), Linear(2)], (3, 4)))
+    assert not result.collapsible and result.witness is not None
+    assert [c.title for c in result.derivation.chains] == [
+        "Layer 1 (attention): for fixed scores S1, the value path is linear"]
+    assert result.derivation.ok

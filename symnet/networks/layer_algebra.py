@@ -28,6 +28,7 @@ from symnet.kernel import Context
 from symnet.kernel import terms as T
 from symnet.networks import layer_numeric as LN
 from symnet.networks.layers import (
+    Attention,
     AvgPool1d,
     AvgPool2d,
     BatchNorm,
@@ -424,6 +425,20 @@ def _conv_pool_chain(ctx: Context, conv: Conv1d, pool: AvgPool1d, in_shape: tupl
     return chain.build(), note
 
 
+def _value_path_chain(ctx: Context, shape: tuple, l: int) -> Chain:
+    """Attention with its scores ``S = softmax(Q K^T / sqrt(d_k))`` held fixed is linear in
+    the values: ``S (a V1 + b V2) W = a S V1 W + b S V2 W`` (the whole layer is not affine:
+    the scores depend on the input too, see the witness)."""
+    tokens, d = shape
+    S = T.matrix(f"S{l}", tokens, tokens)
+    V1, V2 = T.matrix("V", tokens, d), T.matrix("U", tokens, d)
+    a, b = T.scalar("a"), T.scalar("b")
+    chain = ChainBuilder(ctx, T.mul(S, T.add(T.mul(a, V1), T.mul(b, V2))),
+                         title=f"Layer {l} (attention): for fixed scores S{l}, the value path is linear")
+    chain.step(T.add(T.mul(a, S, V1), T.mul(b, S, V2)), "distributivity")
+    return chain.build()
+
+
 def _kernel_size(layer) -> str:
     return str(layer.k) if isinstance(layer, Conv1d) else f"{layer.k[0]} x {layer.k[1]}"
 
@@ -566,7 +581,9 @@ def collapse_layers(net: Sequential, seed: int = 0) -> LayerCollapseResult:
     weights = net.weights if net.weights is not None else net.random_weights(seed)
     if not net.is_affine:
         witness = _witness(net, weights, seed)
-        derivation = Derivation(f"{net.spec()} is not affine", (), tuple(
+        chains = tuple(_value_path_chain(Context(), shape, l) for l, (layer, shape)
+                       in enumerate(zip(net.layers, net.shapes()), 1) if isinstance(layer, Attention))
+        derivation = Derivation(f"{net.spec()} is not affine", chains, tuple(
             f"layer {l} ({layer.spec()}) is not affine" for l, layer in enumerate(net.layers, 1)
             if not layer.affine))
         return LayerCollapseResult(net, False, None, None, derivation, witness, float("nan"), weights)
