@@ -15,7 +15,7 @@ from symnet.kernel import Context
 from symnet.kernel import terms as T
 from symnet.networks import layer_backprop as LB
 from symnet.networks import layer_numeric as LN
-from symnet.networks.layer_algebra import conv_matrix, entry_name, tap_name
+from symnet.networks.layer_algebra import conv_matrix, conv_taps, entry_name, tap_name
 from symnet.networks.layers import (
     Activation,
     AvgPool1d,
@@ -72,7 +72,7 @@ def test_a_shifted_kernel_gradient_is_refuted():
     d = LB.derive_backprop(net)
     assert d.ok
     ctx = Context()
-    taps = LB._taps(layer, shape)
+    taps = conv_taps(layer, shape)
     d, x = (lambda i: T.scalar(entry_name("delta", i))), (lambda i: T.scalar(entry_name("x", i)))
     written = T.add(*[T.mul(T.scalar(tap_name("K1", j)), T.add(*[T.mul(d(p), x(q)) for p, q in pairs]))
                       for (_, _, j), pairs in taps.items()])

@@ -190,15 +190,12 @@ def run(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
-def run_layers(args: argparse.Namespace) -> int:
-    """``symnet collapse --net "..." --input-shape 1x8``: a layer network."""
-    from symnet.cli import write_output
+def layer_network_from_args(args: argparse.Namespace):
+    """The layer network of ``--net`` and ``--input-shape`` (shared with ``symnet grad``)."""
     from symnet.errors import SpecError
-    from symnet.networks.layer_algebra import collapse_layers
     from symnet.networks.layer_spec import parse_layers as parse_net
     from symnet.networks.layer_spec import parse_shape
     from symnet.networks.layers import Sequential
-    from symnet.render.printing import _tex_escape, latex_document, to_json
 
     if args.net is None:
         raise SpecError("--layers (a dense network) or --net (a layer network) is required")
@@ -206,13 +203,23 @@ def run_layers(args: argparse.Namespace) -> int:
         raise SpecError("--net and --layers describe two networks: give one")
     if args.input_shape is None:
         raise SpecError("--net needs --input-shape, e.g. --input-shape 1x8")
-    if args.convention != "row":
-        raise SpecError("--convention goes with --layers for now (a layer network prints in the row convention)")
     try:
         layers = parse_net(args.net)
     except SpecError as exc:
         raise SpecError(f"--net: {exc}") from None
-    net = Sequential(layers, parse_shape(args.input_shape))
+    return Sequential(layers, parse_shape(args.input_shape))
+
+
+def run_layers(args: argparse.Namespace) -> int:
+    """``symnet collapse --net "..." --input-shape 1x8``: a layer network."""
+    from symnet.cli import write_output
+    from symnet.errors import SpecError
+    from symnet.networks.layer_algebra import collapse_layers
+    from symnet.render.printing import _tex_escape, latex_document, to_json
+
+    if args.convention != "row":
+        raise SpecError("--convention goes with --layers for now (a layer network prints in the row convention)")
+    net = layer_network_from_args(args)
     if args.picture is not None:
         check_output_path(args.picture)
         with open(args.picture, "w", encoding="utf-8") as f:

@@ -280,26 +280,15 @@ def _json(g, derivation, numbers) -> str:
 def _run_layers(args: argparse.Namespace) -> int:
     """``symnet grad --net "..." --input-shape 1x8``: each layer's backprop rule, checked."""
     from symnet.cli import write_output
+    from symnet.cli.collapse import layer_network_from_args
     from symnet.errors import SpecError
     from symnet.networks.layer_backprop import derive_backprop
-    from symnet.networks.layer_spec import parse_layers, parse_shape
-    from symnet.networks.layers import Sequential
     from symnet.render.printing import _tex_escape, derivation_dict, latex_document, to_json
 
-    if args.net is None:
-        raise SpecError("--layers (a dense network) or --net (a layer network) is required")
-    if args.layers is not None:
-        raise SpecError("--net and --layers describe two networks: give one")
-    if args.input_shape is None:
-        raise SpecError("--net needs --input-shape, e.g. --input-shape 1x8")
     if args.at is not None:
         raise SpecError("--at goes with --layers; a layer network's gradients are evaluated in Python "
                         "(symnet.networks.layer_numeric.backward)")
-    try:
-        layers = parse_layers(args.net)
-    except SpecError as exc:
-        raise SpecError(f"--net: {exc}") from None
-    derivation = derive_backprop(Sequential(layers, parse_shape(args.input_shape)))
+    derivation = derive_backprop(layer_network_from_args(args))
     if args.format == "json":
         out = to_json(derivation_dict(derivation))
     elif args.format == "latex":

@@ -242,42 +242,50 @@ def conv_matrix(layer: Conv1d | Conv2d, in_shape: tuple, kernel: str, taps=None)
     the row of the input's entries: entry ``[(c, t), (o, i)] = K[o, c, j]`` where
     ``t = i stride + j dilation - padding``.  ``taps(o, c, *j)``, if given, is the term of
     each kernel entry instead of its name."""
-    out_shape = layer.output_shape(in_shape)
-    n_in, n_out = _size(in_shape), _size(out_shape)
+    n_in, n_out = _size(in_shape), _size(layer.output_shape(in_shape))
     if n_in * n_out > MAX_EXPLICIT:
         raise SpecError(f"{layer.spec()}: {n_in} x {n_out} is too large to write the convolution out")
-    zero = T.num(0)
-    rows = [[zero] * n_out for _ in range(n_in)]
+    rows = [[T.num(0)] * n_out for _ in range(n_in)]
+    for key, pairs in conv_taps(layer, in_shape).items():
+        w = taps(*key) if taps else _tap(layer, in_shape, kernel, *key)
+        for p, q in pairs:
+            rows[q][p] = w
+    return T.explicit(rows)
+
+
+def conv_taps(layer, in_shape: tuple) -> dict:
+    """Kernel entry ``(o, c, j)`` (``(o, c, p, q)`` in 2-D) -> the (output index, input index)
+    pairs of the rows of entries it connects (stride, padding, dilation included)."""
+    out = {}
+    out_shape = layer.output_shape(in_shape)
     if isinstance(layer, Conv1d):
-        c_in, length = in_shape
-        o_ch, l_out = out_shape
+        c_in, n = in_shape
+        o_ch, m = out_shape
         for o in range(o_ch):
             for c in range(c_in):
                 for j in range(layer.k):
-                    w = taps(o, c, j) if taps else T.scalar(
-                        tap_name(kernel, o, c, j) if (o_ch, c_in) != (1, 1) else tap_name(kernel, j))
-                    if w.op == "num" and w.value == 0:
-                        continue
-                    for i in range(l_out):
+                    pairs = []
+                    for i in range(m):
                         t = i * layer.stride + j * layer.dilation - layer.padding
-                        if 0 <= t < length:
-                            rows[c * length + t][o * l_out + i] = w
-    else:
-        c_in, height, width = in_shape
-        o_ch, h_out, w_out = out_shape
-        (kh, kw), (sh, sw), (ph, pw), (dh, dw) = layer.k, layer.stride, layer.padding, layer.dilation
-        for o in range(o_ch):
-            for c in range(c_in):
-                for p in range(kh):
-                    for q in range(kw):
-                        w = taps(o, c, p, q) if taps else T.scalar(
-                            tap_name(kernel, o, c, p, q) if (o_ch, c_in) != (1, 1) else tap_name(kernel, p, q))
-                        for i in range(h_out):
-                            for j in range(w_out):
-                                y, x = i * sh + p * dh - ph, j * sw + q * dw - pw
-                                if 0 <= y < height and 0 <= x < width:
-                                    rows[(c * height + y) * width + x][(o * h_out + i) * w_out + j] = w
-    return T.explicit(rows)
+                        if 0 <= t < n:
+                            pairs.append((o * m + i, c * n + t))
+                    out[(o, c, j)] = pairs
+        return out
+    c_in, hh, ww = in_shape
+    o_ch, mh, mw = out_shape
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = layer.k, layer.stride, layer.padding, layer.dilation
+    for o in range(o_ch):
+        for c in range(c_in):
+            for p in range(kh):
+                for q in range(kw):
+                    pairs = []
+                    for i in range(mh):
+                        for j in range(mw):
+                            y, x = i * sh + p * dh - ph, j * sw + q * dw - pw
+                            if 0 <= y < hh and 0 <= x < ww:
+                                pairs.append(((o * mh + i) * mw + j, (c * hh + y) * ww + x))
+                    out[(o, c, p, q)] = pairs
+    return out
 
 
 def composed_kernel(first: Conv1d | Conv2d, second: Conv1d | Conv2d, in_shape: tuple,

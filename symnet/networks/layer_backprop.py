@@ -25,7 +25,14 @@ from __future__ import annotations
 
 from symnet.kernel import Context
 from symnet.kernel import terms as T
-from symnet.networks.layer_algebra import MAX_EXPLICIT, _size, conv_matrix, entry_name, tap_name
+from symnet.networks.layer_algebra import (
+    MAX_EXPLICIT,
+    _size,
+    _tap,
+    conv_matrix,
+    conv_taps,
+    entry_name,
+)
 from symnet.networks.layers import (
     Activation,
     Attention,
@@ -85,13 +92,13 @@ def _conv(ctx: Context, layer, in_shape: tuple, l: int) -> list[Chain]:
     x, d = T.matrix("x", 1, n_in), T.matrix("d", 1, n_out)
     ctx.define(x, _explicit_row("x", in_shape))
     ctx.define(d, _explicit_row("delta", out_shape))
-    taps = _taps(layer, in_shape)
+    taps = conv_taps(layer, in_shape)
 
     def correlation(pairs) -> T.Term:
         terms = [T.mul(T.scalar(entry_name("delta", p)), T.scalar(entry_name("x", q))) for p, q in pairs]
         return T.add(*terms) if len(terms) > 1 else terms[0]
 
-    weight = {tap: T.scalar(_tap_name(layer, in_shape, f"K{l}", *tap)) for tap in taps}
+    weight = {tap: _tap(layer, in_shape, f"K{l}", *tap) for tap in taps}
     written = T.add(*[T.mul(weight[tap], correlation(pairs)) for tap, pairs in taps.items() if pairs])
     chain = ChainBuilder(ctx, T.trace(T.mul(x, Tl, T.transpose(d))),
                          title=f"Layer {l} ({layer.kind}): the local loss L{l} entry by entry")
@@ -110,50 +117,6 @@ def _conv(ctx: Context, layer, in_shape: tuple, l: int) -> list[Chain]:
     return chains
 
 
-def _tap_label(j) -> str:
-    return "_" + "_".join(map(str, j)) if isinstance(j, tuple) else f"_{j}"
-
-
-def _tap_name(layer, in_shape, kernel: str, o: int, c: int, j) -> str:
-    one = (layer.out_channels, in_shape[0]) == (1, 1)
-    taps = (j,) if isinstance(layer, Conv1d) else tuple(j)
-    return tap_name(kernel, *taps) if one else tap_name(kernel, o, c, *taps)
-
-
-def _taps(layer, in_shape: tuple) -> dict:
-    """Kernel tap ``(o, c, j)`` -> the (output index, input index) pairs it connects."""
-    out = {}
-    out_shape = layer.output_shape(in_shape)
-    if isinstance(layer, Conv1d):
-        c_in, n = in_shape
-        o_ch, m = out_shape
-        for o in range(o_ch):
-            for c in range(c_in):
-                for j in range(layer.k):
-                    pairs = []
-                    for i in range(m):
-                        t = i * layer.stride + j * layer.dilation - layer.padding
-                        if 0 <= t < n:
-                            pairs.append((o * m + i, c * n + t))
-                    out[(o, c, j)] = pairs
-        return out
-    c_in, hh, ww = in_shape
-    o_ch, mh, mw = out_shape
-    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = layer.k, layer.stride, layer.padding, layer.dilation
-    for o in range(o_ch):
-        for c in range(c_in):
-            for p in range(kh):
-                for q in range(kw):
-                    pairs = []
-                    for i in range(mh):
-                        for j in range(mw):
-                            y, x = i * sh + p * dh - ph, j * sw + q * dw - pw
-                            if 0 <= y < hh and 0 <= x < ww:
-                                pairs.append(((o * mh + i) * mw + j, (c * hh + y) * ww + x))
-                    out[(o, c, (p, q))] = pairs
-    return out
-
-
 def _flipped_correlation(layer, in_shape: tuple, kernel: str) -> T.Term:
     """The matrix taking delta (a row) to the input gradient, built from the flipped kernel:
     entry ``[(o, i), (c, t)] = Kflip[o, c, m]`` with ``Kflip_m = K_(k-1-m)`` where the window
@@ -170,14 +133,14 @@ def _flipped_correlation(layer, in_shape: tuple, kernel: str) -> T.Term:
             for c in range(c_in):
                 for m in range(k):
                     j = k - 1 - m  # the flipped tap
-                    w = T.scalar(_tap_name(layer, in_shape, kernel, o, c, j))
+                    w = _tap(layer, in_shape, kernel, o, c, j)
                     for i in range(m_out):
                         t = i * layer.stride + j * layer.dilation - layer.padding
                         if 0 <= t < n:
                             rows[o * m_out + i][c * n + t] = w
     else:
-        for (o, c, j), pairs in _taps(layer, in_shape).items():
-            w = T.scalar(_tap_name(layer, in_shape, kernel, o, c, j))
+        for key, pairs in conv_taps(layer, in_shape).items():
+            w = _tap(layer, in_shape, kernel, *key)
             for p, q in pairs:
                 rows[p][q] = w
     return T.explicit(rows)

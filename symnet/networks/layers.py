@@ -243,52 +243,79 @@ class ConvTranspose1d(Layer):
 
 
 @dataclass(frozen=True)
-class AvgPool1d(Layer):
+class _Pool1d(Layer):
+    """Windows of ``k`` entries along the length, ``stride`` apart (default ``k``)."""
+
     k: int
     stride: int | None = None
-    kind = "avgpool1d"
 
     def __post_init__(self):
-        _positive(self.k, "avgpool1d: k")
+        _positive(self.k, f"{self.kind}: k")
         object.__setattr__(self, "stride", _positive(self.stride if self.stride is not None else self.k,
-                                                     "avgpool1d: stride"))
+                                                     f"{self.kind}: stride"))
 
     def output_shape(self, in_shape):
         if len(in_shape) != 2:
-            raise ShapeError(f"avgpool1d needs input (channels, length), got {in_shape}")
-        return (in_shape[0], _conv_length(in_shape[1], self.k, self.stride, 0, 1, "avgpool1d"))
-
-    @property
-    def affine(self):
-        return True
+            raise ShapeError(f"{self.kind} needs input (channels, length), got {in_shape}")
+        return (in_shape[0], _conv_length(in_shape[1], self.k, self.stride, 0, 1, self.kind))
 
     def spec(self):
-        return f"avgpool1d(k={self.k}" + (f", stride={self.stride}" if self.stride != self.k else "") + ")"
+        return f"{self.kind}(k={self.k}" + (f", stride={self.stride}" if self.stride != self.k else "") + ")"
 
 
 @dataclass(frozen=True)
-class AvgPool2d(Layer):
+class _Pool2d(Layer):
+    """Windows of ``k = (kh, kw)`` entries, ``stride`` apart (default ``k``)."""
+
     k: Any
     stride: Any = None
-    kind = "avgpool2d"
 
     def __post_init__(self):
-        object.__setattr__(self, "k", _pair(self.k, "avgpool2d: k", 1))
+        object.__setattr__(self, "k", _pair(self.k, f"{self.kind}: k", 1))
         object.__setattr__(self, "stride", _pair(self.stride if self.stride is not None else self.k,
-                                                 "avgpool2d: stride", 1))
+                                                 f"{self.kind}: stride", 1))
 
     def output_shape(self, in_shape):
         if len(in_shape) != 3:
-            raise ShapeError(f"avgpool2d needs input (channels, height, width), got {in_shape}")
-        return (in_shape[0], _conv_length(in_shape[1], self.k[0], self.stride[0], 0, 1, "avgpool2d"),
-                _conv_length(in_shape[2], self.k[1], self.stride[1], 0, 1, "avgpool2d"))
+            raise ShapeError(f"{self.kind} needs input (channels, height, width), got {in_shape}")
+        return (in_shape[0], _conv_length(in_shape[1], self.k[0], self.stride[0], 0, 1, self.kind),
+                _conv_length(in_shape[2], self.k[1], self.stride[1], 0, 1, self.kind))
+
+    def spec(self):
+        stride = f", stride={_pair_text(self.stride)}" if self.stride != self.k else ""
+        return f"{self.kind}(k={_pair_text(self.k)}{stride})"
+
+
+@dataclass(frozen=True)
+class AvgPool1d(_Pool1d):
+    """Window means (affine)."""
+
+    kind = "avgpool1d"
 
     @property
     def affine(self):
         return True
 
-    def spec(self):
-        return f"avgpool2d(k={_pair_text(self.k)}" + (f", stride={_pair_text(self.stride)}" if self.stride != self.k else "") + ")"
+
+@dataclass(frozen=True)
+class AvgPool2d(_Pool2d):
+    kind = "avgpool2d"
+
+    @property
+    def affine(self):
+        return True
+
+
+@dataclass(frozen=True)
+class MaxPool1d(_Pool1d):
+    """Window maxima (not affine; the gradient goes to the first maximum)."""
+
+    kind = "maxpool1d"
+
+
+@dataclass(frozen=True)
+class MaxPool2d(_Pool2d):
+    kind = "maxpool2d"
 
 
 @dataclass(frozen=True)
@@ -440,47 +467,6 @@ def Tanh() -> Activation:
 
 def Sigmoid() -> Activation:
     return Activation("sigmoid")
-
-
-@dataclass(frozen=True)
-class MaxPool1d(Layer):
-    k: int
-    stride: int | None = None
-    kind = "maxpool1d"
-
-    def __post_init__(self):
-        _positive(self.k, "maxpool1d: k")
-        object.__setattr__(self, "stride", _positive(self.stride if self.stride is not None else self.k,
-                                                     "maxpool1d: stride"))
-
-    def output_shape(self, in_shape):
-        if len(in_shape) != 2:
-            raise ShapeError(f"maxpool1d needs input (channels, length), got {in_shape}")
-        return (in_shape[0], _conv_length(in_shape[1], self.k, self.stride, 0, 1, "maxpool1d"))
-
-    def spec(self):
-        return f"maxpool1d(k={self.k}" + (f", stride={self.stride}" if self.stride != self.k else "") + ")"
-
-
-@dataclass(frozen=True)
-class MaxPool2d(Layer):
-    k: Any
-    stride: Any = None
-    kind = "maxpool2d"
-
-    def __post_init__(self):
-        object.__setattr__(self, "k", _pair(self.k, "maxpool2d: k", 1))
-        object.__setattr__(self, "stride", _pair(self.stride if self.stride is not None else self.k,
-                                                 "maxpool2d: stride", 1))
-
-    def output_shape(self, in_shape):
-        if len(in_shape) != 3:
-            raise ShapeError(f"maxpool2d needs input (channels, height, width), got {in_shape}")
-        return (in_shape[0], _conv_length(in_shape[1], self.k[0], self.stride[0], 0, 1, "maxpool2d"),
-                _conv_length(in_shape[2], self.k[1], self.stride[1], 0, 1, "maxpool2d"))
-
-    def spec(self):
-        return f"maxpool2d(k={_pair_text(self.k)}" + (f", stride={_pair_text(self.stride)}" if self.stride != self.k else "") + ")"
 
 
 @dataclass(frozen=True)
