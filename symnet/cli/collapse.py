@@ -75,6 +75,14 @@ def network_from_args(args: argparse.Namespace):
     return Network.dense(widths, [hidden] * (len(widths) - 2) + [output.strip()])
 
 
+def add_layer_network_arguments(parser: argparse.ArgumentParser, example: str) -> None:
+    """``--net`` and ``--input-shape``: a layer network instead of ``--layers``."""
+    parser.add_argument("--net", default=None, metavar="LAYERS",
+                        help=f'a layer network instead of --layers, e.g. "{example}" (with --input-shape)')
+    parser.add_argument("--input-shape", default=None, metavar="SHAPE",
+                        help="with --net: one example's shape, channels first, e.g. 1x8 or 3x6x6")
+
+
 def check_output_path(path: str | None) -> None:
     """Refuse, before any work, to write into a directory that does not exist (one line,
     exit 2): ``-o`` never creates directories."""
@@ -100,11 +108,7 @@ def register(subparsers) -> None:
         "for a nonlinear network, find a witness that no affine map computes it.",
     )
     add_network_arguments(p, required=False)
-    p.add_argument("--net", default=None, metavar="LAYERS",
-                   help='a layer network instead of --layers, e.g. "conv1d(k=3) > batchnorm > conv1d(k=3) '
-                        '> flatten > linear(2)" (with --input-shape)')
-    p.add_argument("--input-shape", default=None, metavar="SHAPE",
-                   help="with --net: one example's shape, channels first, e.g. 1x8 or 3x6x6")
+    add_layer_network_arguments(p, "conv1d(k=3) > batchnorm > conv1d(k=3) > flatten > linear(2)")
     p.add_argument("--picture", default=None, metavar="FILE.svg",
                    help="with --net: also draw the network (layers, shapes, skip connections) as SVG")
     p.add_argument("--format", choices=FORMATS, default="text")

@@ -6,6 +6,7 @@ import argparse
 from typing import Any
 
 from symnet.cli.collapse import (
+    add_layer_network_arguments,
     add_network_arguments,
     check_output_path,
     check_standalone,
@@ -36,11 +37,7 @@ def register(subparsers) -> None:
         "cross-check them numerically (kink-aware finite differences and a Taylor test).",
     )
     add_network_arguments(p, required=False)
-    p.add_argument("--net", default=None, metavar="LAYERS",
-                   help='a layer network instead of --layers, e.g. "conv1d(k=3) > tanh > flatten > linear(2)" '
-                        "(with --input-shape): each layer's backprop rule, checked")
-    p.add_argument("--input-shape", default=None, metavar="SHAPE",
-                   help="with --net: one example's shape, channels first, e.g. 1x8 or 3x6x6")
+    add_layer_network_arguments(p, "conv1d(k=3) > tanh > flatten > linear(2)")
     p.add_argument("--loss", type=_loss, default="sse", metavar="{" + ",".join(LOSSES) + "}",
                    help="sum of squared errors (sse, the default), mean squared error (mse), "
                         "softmax cross-entropy (xent), binary cross-entropy of sigmoid(y) (bce) "
