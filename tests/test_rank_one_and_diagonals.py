@@ -87,6 +87,8 @@ def evaluate(text: str, values: dict, dims: dict) -> np.ndarray:
                 return np.eye(int(args[0]))
             if name == "trace":
                 return np.array([[np.trace(args[0])]])
+            if name == "sum":
+                return np.array([[np.sum(args[0])]])
             return FUNCTIONS[name](args[0])
         raise AssertionError(ast.dump(node))
 
@@ -162,6 +164,12 @@ TRUE = [
     "diag(diag(C)) = diag(C)",
     "hadamard(diag(C), D) = hadamard(C, diag(D))",
     "diag(x*z.T) = diag(hadamard(x, z))",
+    # traces of diagonals, powers of a function that are powers of the argument
+    "trace(diag(x)) = sum(x)",
+    "trace(diag(u)) = u*ones(n, 1)",
+    "trace(diag(x + z)) = sum(x) + sum(z)",
+    "hadamard(abs(C), abs(C)) = hadamard(C, C)",
+    "hadamard(abs(A), abs(A), B) = hadamard(A, A, B)",
     # a function beside its argument
     "hadamard(C, step(C)) = relu(C)",
     "hadamard(step(C), C) = relu(C)",

@@ -378,7 +378,15 @@ def _merge_functions(factors: Counter) -> Counter:
         for atom, m in atoms:
             body *= atom[1] ** m
         _, _, _, r, c = atoms[0][0]
-        out[(("fn", body, arg, r, c),)] += 1
+        words = arg[2]
+        if body.is_Pow and body.base == _Z and body.exp.is_Integer and body.exp > 0 and len(words) == 1 \
+                and next(iter(words))[1] == 1:
+            # a power of the argument itself (|z|^2 = z^2): the argument as a repeated factor
+            out[next(iter(words))[0]] += int(body.exp)
+        elif body == _Z and len(words) == 1 and next(iter(words))[1] == 1:
+            out[next(iter(words))[0]] += 1
+        else:
+            out[(("fn", body, arg, r, c),)] += 1
     return out
 
 
@@ -585,6 +593,9 @@ def _trace_word(word: tuple, n: T.Dim) -> sp.Expr:
         return k * _trace_word(word[1:-1] + merged, n)
     if len(word) == 1 and word[0][0] == "ones":
         return dim_symbol(word[0][1])
+    if len(word) == 1 and word[0][0] == "diag":  # tr(diag(v)) = v 1, the sum of v's entries
+        v = _thaw(word[0][1])
+        return trace(mul(v, ones(v.cols, 1)))
     if all(a[0] == "unit" for a in word):
         (a,) = word
         return sp.S.One if a[1] == a[2] else sp.S.Zero
