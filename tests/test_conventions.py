@@ -72,3 +72,19 @@ def test_the_command_line_prints_the_convention(capsys):
     assert main(["grad", "--layers", "3,4,2", "--activation", "tanh", "--convention", "torch"]) == 0
     out = capsys.readouterr().out
     assert "dL/dW2 = delta2^T h1" in out and "torch convention" in out
+
+
+@pytest.mark.parametrize("convention", ["column", "torch"])
+def test_a_layer_network_s_collapse_translates_and_stays_proved(convention, capsys):
+    from symnet.networks.layer_algebra import collapse_layers, translated
+    from symnet.networks.layers import BatchNorm, Conv1d, Flatten, Linear, Residual, Sequential
+
+    for layers, shape in [([Linear(3), BatchNorm(), Residual([Linear(3)]), Linear(2)], (4,)),
+                          ([Conv1d(k=3), Conv1d(k=2), Flatten(), Linear(2)], (1, 7))]:
+        d = translated(collapse_layers(Sequential(layers, shape)), convention)
+        assert d.ok, d.to_text()
+    text = d.to_text()
+    assert ("M4 M3 M2 M1 x" in text) if convention == "column" else ("x M1^T M2^T M3^T M4^T" in text)
+    assert main(["collapse", "--net", "linear(3) > residual(linear(3))", "--input-shape", "2",
+                 "--convention", convention]) == 0
+    assert f"({convention} convention)" in capsys.readouterr().out

@@ -217,18 +217,21 @@ def layer_network_from_args(args: argparse.Namespace):
 def run_layers(args: argparse.Namespace) -> int:
     """``symnet collapse --net "..." --input-shape 1x8``: a layer network."""
     from symnet.cli import write_output
-    from symnet.errors import SpecError
     from symnet.networks.layer_algebra import collapse_layers
     from symnet.render.printing import _tex_escape, latex_document, to_json
 
-    if args.convention != "row":
-        raise SpecError("--convention goes with --layers for now (a layer network prints in the row convention)")
     net = layer_network_from_args(args)
     if args.picture is not None:
         check_output_path(args.picture)
         with open(args.picture, "w", encoding="utf-8") as f:
             f.write(net.to_svg())
     result = collapse_layers(net, seed=args.seed)
+    if args.convention != "row":
+        import dataclasses
+
+        from symnet.networks.layer_algebra import translated
+
+        result = dataclasses.replace(result, derivation=translated(result, args.convention))
     if args.format == "json":
         out = to_json(result.to_dict())
     elif args.format == "latex":

@@ -111,6 +111,8 @@ def _tidy(t: T.Term) -> T.Term:
         return T.neg(rest[0] if len(rest) == 1 else T.mul(*rest))
     if t.op == "add" and len(args) == 2 and args[1].op == "neg":
         return T.sub(args[0], args[1].args[0])
+    if t.op == "diag" and args[0].op == "T" and 1 in args[0].shape:  # diag(v^T) is diag(v)
+        return T.diag(args[0].args[0])
     return t if args == t.args else T.Term(t.op, args, t.value, t.shape, t.pos)
 
 

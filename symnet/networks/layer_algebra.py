@@ -115,6 +115,8 @@ class LayerCollapseResult:
     witness: LayerWitness | None
     numeric_max_rel_error: float
     weights: dict = field(default_factory=dict, repr=False)
+    #: beside each chain, the definitions it was checked with (for translating it)
+    chain_definitions: tuple = field(default=(), repr=False)
 
     @property
     def verdict(self) -> str:
@@ -542,10 +544,21 @@ def _map_note(layer: Layer, l: int) -> str:
 
 def derive(net: Sequential) -> Derivation:
     """The checked derivation of an affine layer network's collapse."""
+    return _derive(net)[0]
+
+
+def _derive(net: Sequential) -> tuple[Derivation, tuple]:
+    """The derivation, and beside each chain the definitions its steps were checked with."""
     ctx = Context()
     chains = [_general_chain(ctx, net)]
+    contexts = [ctx]
     notes = [_map_note(layer, l) for l, layer in enumerate(net.layers, 1)]
     shapes = net.shapes()
+
+    def add(chain: Chain, context: Context) -> None:
+        chains.append(chain)
+        contexts.append(context)
+
     for l, (a, b) in enumerate(zip(net.layers, net.layers[1:]), 1):
         if _plain_conv(a) and _plain_conv(b) and type(a) is type(b):
             try:
@@ -553,26 +566,43 @@ def derive(net: Sequential) -> Derivation:
             except SpecError as exc:
                 notes.append(f"layers {l}, {l + 1}: {exc}")
                 continue
-            chains.append(chain)
+            add(chain, ctx)
             notes.append(note)
         if isinstance(a, Linear) and isinstance(b, BatchNorm) and len(shapes[l - 1]) == 1:
-            chains.append(batchnorm_fold_chain(Context(), shapes[l - 1][0], a.out, l))
-        extra = None
+            own = Context()
+            add(batchnorm_fold_chain(own, shapes[l - 1][0], a.out, l), own)
+        extra, own = None, Context()
         try:
             if isinstance(a, (Conv1d, Conv2d)) and isinstance(b, BatchNorm) and not b.training:
-                extra = _conv_bn_chain(Context(), a, shapes[l - 1], l)
+                extra = _conv_bn_chain(own, a, shapes[l - 1], l)
             elif isinstance(a, Conv1d) and _plain_conv(a) and isinstance(b, AvgPool1d):
-                extra = _conv_pool_chain(Context(), a, b, shapes[l - 1], l)
+                extra = _conv_pool_chain(own, a, b, shapes[l - 1], l)
         except SpecError as exc:
             notes.append(f"layers {l}, {l + 1}: {exc}")
         if extra is not None:
-            chains.append(extra[0])
+            add(extra[0], own)
             notes.append(extra[1])
     for l, layer in enumerate(net.layers, 1):
         if isinstance(layer, Residual) and len(layer.block) == 1 and isinstance(layer.block[0], Linear) \
                 and len(shapes[l - 1]) == 1:
-            chains.append(residual_chain(Context(), shapes[l - 1][0], l))
-    return Derivation(f"Collapse of {net.spec()}", tuple(chains), tuple(notes))
+            own = Context()
+            add(residual_chain(own, shapes[l - 1][0], l), own)
+    derivation = Derivation(f"Collapse of {net.spec()}", tuple(chains), tuple(notes))
+    return derivation, tuple(dict(c.term_definitions) for c in contexts)
+
+
+def translated(result: LayerCollapseResult, convention: str) -> Derivation:
+    """The collapse derivation in the ``column`` or ``torch`` convention, each chain
+    translated with the definitions it was checked with, every step re-proved."""
+    from symnet.networks.conventions import translate
+
+    if convention == "row" or not result.chain_definitions:
+        return result.derivation
+    d = result.derivation
+    chains = [translate(Derivation("", (chain,)), convention, defs).chains[0]
+              for chain, defs in zip(d.chains, result.chain_definitions)]
+    note = translate(Derivation("", ()), convention).notes[0]
+    return Derivation(f"{d.title} ({convention} convention)", tuple(chains), (note, *d.notes))
 
 
 def _plain_conv(layer: Layer) -> bool:
@@ -600,4 +630,5 @@ def collapse_layers(net: Sequential, seed: int = 0) -> LayerCollapseResult:
     expected = LN.forward(net, x, weights).reshape(len(x), -1)
     got = x.reshape(len(x), -1) @ W + b
     rel = float(np.max(np.abs(got - expected)) / max(1e-300, float(np.max(np.abs(expected)))))
-    return LayerCollapseResult(net, True, W, b, derive(net), None, rel, weights)
+    derivation, definitions = _derive(net)
+    return LayerCollapseResult(net, True, W, b, derivation, None, rel, weights, definitions)
