@@ -216,3 +216,9 @@ def test_attention_is_not_affine_but_its_value_path_is_linear():
     assert [c.title for c in result.derivation.chains] == [
         "Layer 1 (attention): for fixed scores S1, the value path is linear"]
     assert result.derivation.ok
+
+
+def test_a_huge_input_is_refused_before_any_work(capsys):
+    assert main(["collapse", "--net", "conv1d(k=3)", "--input-shape", "1x100000"]) == 2
+    err = capsys.readouterr().err
+    assert "give a smaller --input-shape" in err and len(err.strip().splitlines()) == 1

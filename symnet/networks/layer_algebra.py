@@ -48,6 +48,8 @@ from symnet.notes.derivation import Chain, ChainBuilder, Derivation
 REL_TOL = 1e-9
 #: A witness's gap, relative to the size of the values, at least this (far above round-off).
 WITNESS_GAP = 1e-6
+#: The composed map of a collapse has at most this many entries (input size x widest layer).
+MAX_COLLAPSED = 4_000_000
 #: Explicit matrices (convolutions written out) larger than this many entries are not built.
 MAX_EXPLICIT = 20_000
 
@@ -625,6 +627,10 @@ def collapse_layers(net: Sequential, seed: int = 0) -> LayerCollapseResult:
             f"layer {l} ({layer.spec()}) is not affine" for l, layer in enumerate(net.layers, 1)
             if not layer.affine))
         return LayerCollapseResult(net, False, None, None, derivation, witness, float("nan"), weights)
+    sizes = [_size(s) for s in net.shapes()]
+    if sizes[0] * max(sizes) > MAX_COLLAPSED:
+        raise SpecError(f"the collapsed map of {net.spec()} would have {sizes[0]} x {max(sizes)} entries "
+                        f"(more than {MAX_COLLAPSED:,}); give a smaller --input-shape")
     W, b = _numeric_collapse(net, weights)
     x = _seeded_inputs(net, seed)
     expected = LN.forward(net, x, weights).reshape(len(x), -1)
