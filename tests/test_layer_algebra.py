@@ -44,6 +44,9 @@ AFFINE = [
     ([Linear(3), BatchNorm(), Residual([Linear(3)]), Linear(2)], (4,)),
     ([Conv1d(k=2, stride=2, padding=1), AvgPool1d(k=2), Dropout(), Flatten(), Linear(3)], (2, 9)),
     ([Residual([Linear(4), Linear(4)]), Linear(1)], (4,)),
+    ([Linear(3), Residual([Residual([Linear(3)]), Linear(3)]), Linear(1)], (2,)),
+    ([Linear(12), Linear(12), Linear(12), Linear(12), Linear(12), Linear(12), Linear(12), Linear(12), Linear(12),
+      Linear(12), Linear(12), Linear(2)], (3,)),
 ]
 NONAFFINE = [
     ([Conv1d(k=3), Activation("relu"), Linear(2)], (1, 8)),

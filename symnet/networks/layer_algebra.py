@@ -77,12 +77,28 @@ def layer_map(layer: Layer, in_shape: tuple, params: dict) -> tuple[np.ndarray, 
     return out[1:] - out[:1], out[0]
 
 
-def _rename(layer: Layer, index: str, params: dict) -> dict:
-    """The parameters of a network's layer under the names a one-layer network gives them."""
+_PARAM = re.compile(r"^([A-Za-z]+)(\d+(?:_\d+)*)$")
+
+
+def _rename(index: str, params: dict) -> dict:
+    """The parameters of the layer at ``index`` (``3``, or ``3_1`` inside a residual block)
+    under the names a one-layer network gives them (``W1``)."""
     out = {}
     for name, value in params.items():
-        if name.endswith(index) and name[: -len(index)].isalpha():
-            out[name[: -len(index)] + "1"] = value
+        m = _PARAM.match(name)
+        if m and m.group(2) == index:
+            out[m.group(1) + "1"] = value
+    return out
+
+
+def _inside(index: str, params: dict) -> dict:
+    """The parameters of the layers inside the residual block at ``index``, named as the
+    block's own network names them (``W3_2`` -> ``W2``, ``W3_2_1`` -> ``W2_1``)."""
+    out = {}
+    for name, value in params.items():
+        m = _PARAM.match(name)
+        if m and m.group(2).startswith(index + "_"):
+            out[m.group(1) + m.group(2)[len(index) + 1:]] = value
     return out
 
 
@@ -176,13 +192,10 @@ def _numeric_collapse(net: Sequential, weights: dict) -> tuple[np.ndarray, np.nd
     b = np.zeros(_size(net.input_shape))
     for i, (layer, shape) in enumerate(zip(net.layers, shapes), 1):
         if isinstance(layer, Residual):
-            sub = Sequential(layer.block, shape)
-            inner = {f"{n[: -len(f'{i}_{j}')]}{j}": v for j in range(1, len(layer.block) + 1)
-                     for n, v in weights.items() if n.endswith(f"{i}_{j}") and n[: -len(f"{i}_{j}")].isalpha()}
-            M, c = _numeric_collapse(sub, inner)
+            M, c = _numeric_collapse(Sequential(layer.block, shape), _inside(str(i), weights))
             M = M + np.eye(M.shape[0])
         else:
-            M, c = layer_map(layer, shape, _rename(layer, str(i), weights))
+            M, c = layer_map(layer, shape, _rename(str(i), weights))
         W, b = W @ M, b @ M + c
     return W, b
 
