@@ -225,3 +225,10 @@ def test_a_huge_input_is_refused_before_any_work(capsys):
     assert main(["collapse", "--net", "conv1d(k=3)", "--input-shape", "1x100000"]) == 2
     err = capsys.readouterr().err
     assert "give a smaller --input-shape" in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_picture_into_a_missing_directory_is_one_line_naming_the_option(capsys, tmp_path):
+    assert main(["collapse", "--net", "linear(2)", "--input-shape", "3", "--picture",
+                 str(tmp_path / "no" / "net.svg")]) == 2
+    err = capsys.readouterr().err
+    assert "(--picture does not create directories)" in err and len(err.strip().splitlines()) == 1

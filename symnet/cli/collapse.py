@@ -83,9 +83,9 @@ def add_layer_network_arguments(parser: argparse.ArgumentParser, example: str) -
                         help="with --net: one example's shape, channels first, e.g. 1x8 or 3x6x6")
 
 
-def check_output_path(path: str | None) -> None:
+def check_output_path(path: str | None, option: str = "-o") -> None:
     """Refuse, before any work, to write into a directory that does not exist (one line,
-    exit 2): ``-o`` never creates directories."""
+    exit 2): ``-o`` (or ``option``) never creates directories."""
     import os
 
     from symnet.errors import SymnetError
@@ -95,7 +95,7 @@ def check_output_path(path: str | None) -> None:
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise SymnetError(f"cannot write {path}: directory {os.path.dirname(path) or folder} does not exist "
-                          "(-o does not create directories)")
+                          f"({option} does not create directories)")
     if os.path.isdir(path):
         raise SymnetError(f"cannot write {path}: it is a directory")
 
@@ -222,7 +222,7 @@ def run_layers(args: argparse.Namespace) -> int:
 
     net = layer_network_from_args(args)
     if args.picture is not None:
-        check_output_path(args.picture)
+        check_output_path(args.picture, "--picture")
         with open(args.picture, "w", encoding="utf-8") as f:
             f.write(net.to_svg())
     result = collapse_layers(net, seed=args.seed)
