@@ -19,13 +19,13 @@ it finds true must never be ``refuted``.
 
 from __future__ import annotations
 
-import ast
 import itertools
 
 import numpy as np
 import pytest
 
 from symnet.notes.checkfile import check_text
+from tests.matrix_reference import evaluate
 
 HEADER = """\
 dim n, m
@@ -39,60 +39,6 @@ SHAPES = {"x": ("n", 1), "y": ("m", 1), "z": ("n", 1), "u": (1, "n"), "v": (1, "
 # the independent reference
 
 
-def _relu(a):
-    return np.maximum(a, 0.0)
-
-
-FUNCTIONS = {
-    "tanh": np.tanh, "relu": _relu, "abs": np.abs, "sign": np.sign,
-    "step": lambda a: (a >= 0).astype(float), "sigmoid": lambda a: 1 / (1 + np.exp(-a)),
-}
-
-
-def evaluate(text: str, values: dict, dims: dict) -> np.ndarray:
-    def ev(node):
-        if isinstance(node, ast.Expression):
-            return ev(node.body)
-        if isinstance(node, ast.Name):
-            return dims[node.id] if node.id in dims else values[node.id]
-        if isinstance(node, ast.Constant):
-            return float(node.value)
-        if isinstance(node, ast.Attribute) and node.attr == "T":
-            return ev(node.value).T
-        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
-            return -ev(node.operand)
-        if isinstance(node, ast.BinOp):
-            a, b = ev(node.left), ev(node.right)
-            if isinstance(node.op, ast.Add):
-                return a + b
-            if isinstance(node.op, ast.Sub):
-                return a - b
-            if isinstance(node.op, ast.Mult):
-                return a @ b if np.ndim(a) == 2 and np.ndim(b) == 2 else a * b
-        if isinstance(node, ast.Call):
-            name, args = node.func.id, [ev(a) for a in node.args]
-            if name == "hadamard":
-                out = args[0]
-                for a in args[1:]:
-                    out = out * a
-                return out
-            if name == "diag":
-                a = args[0]
-                if 1 in a.shape:
-                    return np.diag(a.ravel())
-                return np.diag(np.diag(a))
-            if name == "ones":
-                return np.ones((int(args[0]), int(args[1])))
-            if name == "eye":
-                return np.eye(int(args[0]))
-            if name == "trace":
-                return np.array([[np.trace(args[0])]])
-            if name == "sum":
-                return np.array([[np.sum(args[0])]])
-            return FUNCTIONS[name](args[0])
-        raise AssertionError(ast.dump(node))
-
-    return ev(ast.parse(text, mode="eval"))
 
 
 def truth(claim: str) -> bool:
