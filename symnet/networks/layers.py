@@ -44,6 +44,13 @@ def _pair_text(v) -> str:
     return str(v)
 
 
+def _spec(kind: str, k, bias: bool, **options: tuple) -> str:
+    """``kind(k=..., name=value ...)`` in the grammar, naming only options off their default
+    (``options``: name -> (value, default))."""
+    extra = "".join(f", {n}={_pair_text(v)}" for n, (v, d) in options.items() if v != d)
+    return f"{kind}(k={_pair_text(k)}{extra}" + ("" if bias else ", bias=false") + ")"
+
+
 def _conv_length(n: int, k: int, stride: int, padding: int, dilation: int, what: str) -> int:
     out = (n + 2 * padding - dilation * (k - 1) - 1) // stride + 1
     if out < 1:
@@ -147,10 +154,8 @@ class Conv1d(Layer):
         return True
 
     def spec(self):
-        extra = "".join(f", {n}={v}" for n, v, d in [("out", self.out_channels, 1), ("stride", self.stride, 1),
-                                                      ("padding", self.padding, 0), ("dilation", self.dilation, 1)]
-                        if v != d)
-        return f"conv1d(k={self.k}{extra}" + ("" if self.bias else ", bias=false") + ")"
+        return _spec("conv1d", self.k, self.bias, out=(self.out_channels, 1), stride=(self.stride, 1),
+                     padding=(self.padding, 0), dilation=(self.dilation, 1))
 
 
 @dataclass(frozen=True)
@@ -195,10 +200,8 @@ class Conv2d(Layer):
         return True
 
     def spec(self):
-        extra = "".join(f", {n}={_pair_text(v)}" for n, v, d in [("out", self.out_channels, 1), ("stride", self.stride, (1, 1)),
-                                                               ("padding", self.padding, (0, 0)),
-                                                               ("dilation", self.dilation, (1, 1))] if v != d)
-        return f"conv2d(k={_pair_text(self.k)}{extra}" + ("" if self.bias else ", bias=false") + ")"
+        return _spec("conv2d", self.k, self.bias, out=(self.out_channels, 1), stride=(self.stride, (1, 1)),
+                     padding=(self.padding, (0, 0)), dilation=(self.dilation, (1, 1)))
 
 
 @dataclass(frozen=True)
@@ -237,9 +240,8 @@ class ConvTranspose1d(Layer):
         return True
 
     def spec(self):
-        extra = "".join(f", {n}={v}" for n, v, d in [("out", self.out_channels, 1), ("stride", self.stride, 1),
-                                                      ("padding", self.padding, 0)] if v != d)
-        return f"convtranspose1d(k={self.k}{extra}" + ("" if self.bias else ", bias=false") + ")"
+        return _spec("convtranspose1d", self.k, self.bias, out=(self.out_channels, 1), stride=(self.stride, 1),
+                     padding=(self.padding, 0))
 
 
 @dataclass(frozen=True)
