@@ -271,13 +271,10 @@ def test_an_unknown_claim_in_a_given_directory_names_the_known_ones(capsys, tmp_
     assert code == 2 and "the known claims are C1" in err
 
 
-def test_a_wide_network_s_gradient_check_is_sampled_and_quick(capsys):
-    import time
-
-    start = time.perf_counter()
+def test_a_wide_network_s_gradient_check_is_sampled(capsys):
+    # its time is measured by the benchmark, never asserted here (a loaded CI machine is slow)
     code, out, err = run(capsys, "grad", "--layers", "300,300,300", "--at", "0")
     assert code == 0, err
-    assert time.perf_counter() - start < 60
     assert "Sampled: finite differences checked 800 of 180600 gradient entries" in out
     assert "--max-entries 0 checks every entry" in out
 

@@ -31,8 +31,9 @@ from symnet.notes.deriv import DerivError, decode, parse
 
 from .soundness import differs
 
-#: Seconds one example may take (parsing is milliseconds; the kernel has its own budgets).
-PARSE_SECONDS = 5.0
+#: A hang guard, not a speed test (parsing is milliseconds; the kernel has its own budgets;
+#: time is measured by the benchmark, never asserted).
+PARSE_SECONDS = 120.0
 MARKER_DIR = Path(tempfile.mkdtemp(prefix="symnet-fuzz-"))
 MARKER = MARKER_DIR / "PWNED"
 LOCATED = re.compile(r"^fuzz\.deriv:\d+:\d+: \S")
@@ -226,7 +227,7 @@ def test_near_miss_files_that_parse_are_checked_without_an_exception(text):
     with short_kernel_budgets():
         start = time.monotonic()
         result = check_parsed(parsed, trials=1)
-        assert time.monotonic() - start < 30
+        assert time.monotonic() - start < 240  # a hang guard
     if result.malformed:
         assert LOCATED.match(result.error), result.error
     for step in result.steps:
