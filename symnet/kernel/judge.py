@@ -23,10 +23,15 @@ contribute the size of the jump.  A difference counts only when
 confirming, in mpmath at 60 significant digits (``u = 1e-60``).  The
 confirmation is *careful error bounds*, not interval arithmetic: it rests on
 mpmath's functions being accurate to a few units in the last place and on the
-error bounds (held in float64) not underflowing below ``1e-300``.  Gradients
-and ``diff`` are central finite differences in mpmath at extra precision; their
-truncation error is *estimated* (from the step ``h`` against ``2h``), not
-bounded, so a refutation through a derivative is as reliable as that estimate.
+error bounds (held in float64) not underflowing below ``1e-300``.  Derivatives
+(``grad``, first ``diff``, ``jacobian``) are taken in float64 by forward mode
+(dual numbers: each node's tangent carries a bound formed by the same rules as
+the values', so there is no truncation error); where forward mode has no rule
+(kinks, piecewise boundaries, opaque functions, nested derivatives) and in the
+high-precision confirmation they are central finite differences in mpmath at
+extra precision, whose truncation error is *estimated* (from the step ``h``
+against ``2h``), not bounded: a refutation through a derivative is confirmed
+by that second, independent method and is as reliable as its estimate.
 """
 
 from __future__ import annotations
@@ -673,23 +678,9 @@ class _Ctx:
         if op == "T":
             return args[0][0].T, args[0][1].T
         if op == "trace":
-            v, e = args[0]
-            d = np.diagonal(v)
-            s = d[0]
-            for x in d[1:]:
-                s = s + x
-            n = len(d)
-            err = np.sum(np.diagonal(e)) + (n - 1) * B.u * np.sum(np.diagonal(B.absf(v))) + _ETA
-            return self._check(np.full((1, 1), s, dtype=v.dtype), np.full((1, 1), err))
+            return self.trace_of(args[0])
         if op == "sum":
-            v, e = args[0]
-            flat = v.ravel()
-            s = flat[0]
-            for x in flat[1:]:
-                s = s + x
-            n = flat.size
-            err = np.sum(e) + (n - 1) * B.u * np.sum(B.absf(v)) + _ETA
-            return self._check(np.full((1, 1), s, dtype=v.dtype), np.full((1, 1), err))
+            return self._check(*self.ev_sum(args[0]))
         if op == "prim":
             return self.prim(t.value, args)
         if op in ("inv", "det"):
@@ -707,19 +698,7 @@ class _Ctx:
             out[0, 0] = nv
             return self._check(out, np.full((1, 1), err))
         if op == "diag":
-            v, e = args[0]
-            if v.shape[0] == v.shape[1] and v.shape[0] > 1:  # a square matrix's diagonal part
-                out, err = B.full(v.shape, 0), np.zeros(v.shape)
-                for i in range(v.shape[0]):
-                    out[i, i], err[i, i] = v[i, i], e[i, i]
-                return out, err
-            flat, ef = v.ravel(), e.ravel()
-            n = flat.size
-            out = B.full((n, n), 0)
-            err = np.zeros((n, n))
-            for i in range(n):
-                out[i, i], err[i, i] = flat[i], ef[i]
-            return out, err
+            return self.diag_of(args[0])
         raise _NoEvidence(f"the judge cannot evaluate {op!r}")
 
     def _inv_det(self, op: str, arg):
@@ -753,6 +732,17 @@ class _Ctx:
         """``J_ij = dy_i/dx_j`` by central differences of each entry of y along each entry of x."""
         yshape, xshape = self.inst.shape(y.shape), self.inst.shape(x.shape)
         m, n = yshape[0] * yshape[1], xshape[0] * xshape[1]
+        columns = []
+        for xj in np.ndindex(xshape):  # forward mode: one pass per entry of x gives a column
+            d = np.zeros(xshape)
+            d[xj] = 1.0
+            fwd = self._forward(y, x, d)
+            if fwd is None:
+                break
+            columns.append((fwd[0].ravel(), fwd[1].ravel()))
+        else:
+            return (np.column_stack([c[0] for c in columns]).reshape(m, n),
+                    np.column_stack([c[1] for c in columns]).reshape(m, n))
         vals, errs = {}, np.zeros((m, n))
         for i, yi in enumerate(np.ndindex(yshape)):
             unit = [[Term("num", value=Fraction(int(idx == yi))) for idx in
@@ -909,23 +899,50 @@ class _Ctx:
         vf = v.astype(float)
         return self._check(vf, errs + self.B.u * np.abs(vf) + _ETA)
 
+    def _forward(self, y: Term, X: Term, direction):
+        """The derivative of ``y`` along ``direction`` of X by forward mode in float64 (with
+        error bounds, no truncation), or None where forward mode has no rule (then the
+        caller takes finite differences in mpmath). The high-precision backend always takes
+        finite differences: a refutation is confirmed by a method independent of this one."""
+        if self.B.mp:
+            return None
+        try:
+            out = _Dual(self, X, direction).of(y)
+        except _NoTangent:
+            return None
+        shape = self.inst.shape(y.shape)
+        if out is None:
+            return np.zeros(shape), np.zeros(shape)
+        return self._check(np.broadcast_to(out[0], shape).copy(), np.broadcast_to(out[1], shape).copy())
+
     def _grad(self, L: Term, X: Term):
         shape = self.inst.shape(X.shape)
         vals, errs = {}, np.zeros(shape)
         for idx in np.ndindex(shape):
             d = np.zeros(shape)
             d[idx] = 1.0
-            vals[idx], errs[idx] = self._fd(L, X, d)
+            fwd = self._forward(L, X, d)
+            if fwd is not None:
+                vals[idx], errs[idx] = fwd[0][0, 0], fwd[1][0, 0]
+            else:
+                vals[idx], errs[idx] = self._fd(L, X, d)
         return self._as_val(vals, errs, shape)
 
     def _diff(self, e: Term, v: Term, k: int):
         if k == 0:
             return self.ev(e)
+        if k == 1:
+            fwd = self._forward(e, v, np.ones((1, 1)))
+            if fwd is not None:
+                return fwd
         val, err = self._fd(e, v, np.ones((1, 1)), k)
         return self._as_val({(0, 0): val}, np.full((1, 1), err), (1, 1))
 
     def directional(self, g: Term, V):
-        """<V, grad(L, X)> by one directional difference of L."""
+        """<V, grad(L, X)>: forward mode along V, or one directional difference of L."""
+        fwd = self._forward(g.args[0], g.args[1], V)
+        if fwd is not None:
+            return fwd
         val, err = self._fd(g.args[0], g.args[1], V)
         return self._as_val({(0, 0): val}, np.full((1, 1), err), (1, 1))
 
@@ -940,6 +957,385 @@ class _Ctx:
             s = s + x
         err = np.sum(e) + (flat.size - 1) * self.B.u * np.sum(self.B.absf(v)) + _ETA
         return np.full((1, 1), s, dtype=v.dtype), np.full((1, 1), err)
+
+    def trace_of(self, a):
+        v, e = a
+        d = np.diagonal(v)
+        s = d[0]
+        for x in d[1:]:
+            s = s + x
+        err = np.sum(np.diagonal(e)) + (len(d) - 1) * self.B.u * np.sum(np.diagonal(self.B.absf(v))) + _ETA
+        return self._check(np.full((1, 1), s, dtype=v.dtype), np.full((1, 1), err))
+
+    def diag_of(self, a):
+        """diag(): a square matrix's diagonal part, or the diagonal matrix of a vector's entries."""
+        v, e = a
+        if v.shape[0] == v.shape[1] and v.shape[0] > 1:
+            out, err = self.B.full(v.shape, 0), np.zeros(v.shape)
+            for i in range(v.shape[0]):
+                out[i, i], err[i, i] = v[i, i], e[i, i]
+            return out, err
+        flat, ef = v.ravel(), e.ravel()
+        n = flat.size
+        out = self.B.full((n, n), 0)
+        err = np.zeros((n, n))
+        for i in range(n):
+            out[i, i], err[i, i] = flat[i], ef[i]
+        return out, err
+
+
+# ---------------------------------------------------------------------------
+# Forward mode: derivatives along a direction in float64, with error bounds
+
+
+class _NoTangent(Exception):
+    """Forward mode has no rule here (a kink, a nested derivative, an opaque function):
+    the caller falls back to finite differences."""
+
+
+_TWO_OVER_SQRT_PI_PAIR = (np.full((1, 1), 2.0 / math.sqrt(math.pi)), np.full((1, 1), 2 * _U64 * 1.2))
+_TANGENT_FREE = frozenset({"num", "const", "dim", "ones", "zeros", "eye"})
+_NESTED = frozenset({"grad", "diff", "jacobian", "hessian"})
+
+
+class _Dual:
+    """The derivative of terms along a direction ``V`` of one symbol ``X``, at the values of
+    a float64 context ``P``: forward-mode automatic differentiation (dual numbers).
+
+    Every node's tangent is a pair (value, bound) like a value: the product rule's terms
+    are formed with the context's own operations (``emul``, ``matmul``, ``div``, ...) on
+    (value, bound) pairs of the primal values and the tangents, so each bound is a bound on
+    the distance from the *exact* derivative, by the same round-off model as the values.
+    There is no truncation error (unlike a finite difference). ``None`` is an exact zero
+    tangent (the node does not depend on ``X``). A kink, a piecewise condition that is not
+    decided strictly, an opaque function or a nested derivative raises :class:`_NoTangent`.
+    """
+
+    def __init__(self, ctx: _Ctx, X: Term, V):
+        if X.op != "sym":
+            raise _NoTangent("the variable is not a symbol")
+        self.P = ctx
+        self.J = ctx.J
+        self.X = X
+        V = np.asarray(V, dtype=float)
+        self.V = (V, np.zeros(V.shape))
+        self.defs: dict = {}
+        self.memo: dict = {}
+
+    # -- driving -------------------------------------------------------------------
+
+    def of(self, t: Term):
+        """The tangent of ``t`` (a top-level term, no formula variables)."""
+        for s in self.J._topo(t):          # definitions first, dependencies first
+            if s not in self.defs:
+                self.defs[s] = self._definition(s)
+        return self.tan(t, None, None, self.P.memo, self.memo)
+
+    def _definition(self, s: Term):
+        if s == self.X:
+            return self.V
+        if s in self.P.over or not self.J._depends(s, self.X):
+            return None
+        return self.tan(self.J.definitions[s], None, None, self.P.memo, self.memo)
+
+    def tan(self, t: Term, env_p, env_t, pmemo, tmemo):
+        if t in tmemo:
+            return tmemo[t]
+        stack = [(t, False)]
+        while stack:
+            node, ready = stack.pop()
+            if node in tmemo:
+                continue
+            if ready:
+                tmemo[node] = self._tan(node, env_p, env_t, pmemo, tmemo)
+                continue
+            stack.append((node, True))
+            if node.op not in _LAZY:
+                stack.extend((c, False) for c in reversed(node.args) if c not in tmemo)
+        return tmemo[t]
+
+    # -- the rules -----------------------------------------------------------------
+
+    def _tan(self, t: Term, env_p, env_t, pmemo, tmemo):
+        op = t.op
+        P = self.P
+        if op in _TANGENT_FREE:
+            return None
+        if op == "sym":
+            if t == self.X:
+                return self.V
+            if t in P.over:
+                return None
+            if t in self.J.definitions:
+                if t not in self.defs:
+                    self.defs[t] = self._definition(t)
+                return self.defs[t]
+            return None
+        if op == "var":
+            return env_t[0] if env_t is not None else None
+        if op == "param":
+            return env_t[1][t.value] if env_t is not None else None
+        if op in _NESTED:
+            if self._mentions_x(t, env_t):
+                raise _NoTangent(f"a nested {op}")
+            return None
+        if op == "piecewise":
+            return self._piecewise(t, env_p, env_t, pmemo, tmemo)
+        if op == "apply":
+            return self._apply(t, env_p, env_t, pmemo, tmemo)
+        if op in _LAZY:
+            raise _NoTangent(f"no forward rule for {op!r}")
+        T = [tmemo[a] for a in t.args]
+        if all(x is None for x in T):
+            return None
+        ev = lambda a: P.ev(a, env_p, pmemo)  # noqa: E731 - the primal value of a child
+        out = self._rule(t, T, ev)
+        if out is None:
+            return None
+        shape = ev(t)[0].shape
+        if out[0].shape != shape:
+            try:
+                out = (np.broadcast_to(out[0], shape).copy(), np.broadcast_to(out[1], shape).copy())
+            except ValueError:
+                raise _NoTangent("a tangent of another shape") from None
+        return out
+
+    def _mentions_x(self, t: Term, env_t) -> bool:
+        if env_t is not None and (env_t[0] is not None or any(p is not None for p in env_t[1])):
+            return True
+        return any(x.op == "sym" and (x == self.X or (x in self.J.definitions and x not in self.P.over
+                                                      and self.J._depends(x, self.X)))
+                   for x in walk(t))
+
+    def _sum(self, parts):
+        parts = [p for p in parts if p is not None]
+        if not parts:
+            return None
+        return parts[0] if len(parts) == 1 else self.P.add(parts)
+
+    def _product(self, a, b, times):
+        """(value, tangent) of a product of (value, tangent) factors, by the product rule."""
+        (pa, ta), (pb, tb) = a, b
+        return times(pa, pb), self._sum([times(ta, pb) if ta is not None else None,
+                                         times(pa, tb) if tb is not None else None])
+
+    def _rule(self, t: Term, T, ev):
+        op = t.op
+        P = self.P
+        B = P.B
+        if op == "add":
+            return self._sum(T)
+        if op == "sub":
+            return self._sum([T[0], P.neg(T[1]) if T[1] is not None else None])
+        if op == "neg":
+            return P.neg(T[0])
+        if op == "T":
+            return T[0][0].T, T[0][1].T
+        if op == "trace":
+            return P.trace_of(T[0])
+        if op == "sum":
+            return P.ev_sum(T[0])
+        if op == "diag":
+            return P.diag_of(T[0])
+        if op == "matrix":
+            shape = P.inst.shape(t.shape)
+            v, e = np.zeros(shape), np.zeros(shape)
+            for i, ti in enumerate(T):
+                if ti is not None:
+                    v[divmod(i, shape[1])], e[divmod(i, shape[1])] = ti[0][0, 0], ti[1][0, 0]
+            return v, e
+        if op in ("mul", "had"):
+            factors = [(ev(a), ta) for a, ta in zip(t.args, T)]
+            roles = factor_roles(t.args) if op == "mul" else [False] * len(factors)
+            scale_by, acc = [], None
+            if op == "had":
+                acc, scale_by = factors[0], factors[1:]
+            else:
+                for f, matrix_factor in zip(factors, roles):
+                    if not matrix_factor:
+                        scale_by.append(f)
+                    elif acc is None:
+                        acc = f
+                    else:
+                        acc = self._product(acc, f, P.matmul)
+                if acc is None:
+                    acc = scale_by.pop(0)
+            for f in scale_by:
+                acc = self._product(acc, f, P.emul)
+            return acc[1]
+        if op == "div":
+            parts = []
+            if T[0] is not None:
+                parts.append(P.div(T[0], ev(t.args[1])))
+            if T[1] is not None:
+                parts.append(P.neg(P.emul(ev(t), P.div(T[1], ev(t.args[1])))))
+            return self._sum(parts)
+        if op in ("pow", "hadpow"):
+            base, kt = t.args
+            if T[1] is not None:
+                raise _NoTangent("a variable exponent")
+            if op == "pow" and base.is_matrix:
+                raise _NoTangent("a matrix power")
+            k = kt.value if kt.op == "num" else None
+            if k is None:
+                raise _NoTangent("an exponent that is not a number")
+            if k == 0:
+                return None
+            if k.denominator == 1:
+                d = P.emul(B.frac(k), P.ipow(ev(base), int(k) - 1))
+            else:  # x^k with x > 0 (the value's rule refused the rest): k x^k / x
+                d = P.emul(B.frac(k), P.div(ev(t), ev(base)))
+            return P.emul(d, T[0])
+        if op == "prim":
+            return self._prim(t, T, ev)
+        if op == "inv":
+            inv = ev(t)
+            return P.neg(P.matmul(P.matmul(inv, T[0]), inv))
+        if op == "det":
+            inv = P._inv_det("inv", ev(t.args[0]))
+            return P.emul(ev(t), P.trace_of(P.matmul(inv, T[0])))
+        if op == "norm":
+            a = ev(t.args[0])
+            return P.div(P.ev_sum(P.emul(a, T[0])), ev(t))
+        raise _NoTangent(f"no forward rule for {op!r}")
+
+    def _prim(self, t: Term, T, ev):
+        P = self.P
+        B = P.B
+        name = t.value
+        x = ev(t.args[0])
+        if name in ("max", "min"):
+            return self._extremum(t, T, ev)
+        xf = B.tofloat(x[0])
+        lo, hi = _outward(xf, x[1])
+        near_zero = bool(np.any((lo <= 0) & (hi >= 0)))
+        if name in ("sign", "heaviside"):
+            if near_zero:
+                raise _NoTangent(f"{name} at its jump")
+            return None
+        if name == "abs":
+            if near_zero:
+                raise _NoTangent("abs at its kink")
+            return P.emul((np.sign(xf), np.zeros(xf.shape)), T[0])
+        one = (B.full(xf.shape, 1), np.zeros(xf.shape))
+        out = ev(t)
+        if name == "exp":
+            d = out
+        elif name == "log":
+            d = P.div(one, x)
+        elif name == "sqrt":
+            if bool(np.any(xf <= 0)):
+                raise _NoTangent("sqrt at 0")
+            d = P.div(B.frac(Fraction(1, 2)), out)
+        elif name == "sin":
+            d = P.prim("cos", [x])
+        elif name == "cos":
+            d = P.neg(P.prim("sin", [x]))
+        elif name == "tan":
+            d = P.add([one, P.emul(out, out)])
+        elif name == "tanh":
+            d = P.add([one, P.neg(P.emul(out, out))])
+        elif name == "sinh":
+            d = P.prim("cosh", [x])
+        elif name == "cosh":
+            d = P.prim("sinh", [x])
+        elif name == "atan":
+            d = P.div(one, P.add([one, P.emul(x, x)]))
+        elif name == "asinh":
+            d = P.div(one, P.prim("sqrt", [P.add([one, P.emul(x, x)])]))
+        elif name in ("erf", "erfc"):
+            d = P.emul(_TWO_OVER_SQRT_PI_PAIR, P.prim("exp", [P.neg(P.emul(x, x))]))
+            if name == "erfc":
+                d = P.neg(d)
+        elif name == "sinc":
+            if near_zero:
+                raise _NoTangent("sinc near 0")
+            d = P.div(P.add([P.prim("cos", [x]), P.neg(out)]), x)
+        else:
+            raise _NoTangent(f"no forward rule for {name}")
+        return P.emul(d, T[0])
+
+    def _extremum(self, t: Term, T, ev):
+        """max/min entrywise: the tangent of the argument that is strictly the extreme one."""
+        vals = [ev(a) for a in t.args]
+        shape = np.broadcast_shapes(*[v[0].shape for v in vals])
+        sign = 1.0 if t.value == "max" else -1.0
+        los, his = [], []
+        for v, e in vals:
+            lo, hi = _outward(np.broadcast_to(v, shape) * sign, np.broadcast_to(e, shape))
+            los.append(lo)
+            his.append(hi)
+        out_v, out_e = np.zeros(shape), np.zeros(shape)
+        for idx in np.ndindex(shape):
+            best = max(range(len(vals)), key=lambda i: his[i][idx])
+            if any(i != best and his[i][idx] >= los[best][idx] for i in range(len(vals))):
+                raise _NoTangent(f"{t.value} at a tie")
+            tb = T[best]
+            if tb is not None:
+                out_v[idx] = np.broadcast_to(tb[0], shape)[idx]
+                out_e[idx] = np.broadcast_to(tb[1], shape)[idx]
+        return out_v, out_e
+
+    def _strict(self, c: Term, env_p, pmemo):
+        """A condition's truth on a neighbourhood of the exact point, or None."""
+        op = c.op
+        if op == "true":
+            return True
+        if op == "not":
+            r = self._strict(c.args[0], env_p, pmemo)
+            return None if r is None else not r
+        if op in ("and", "or"):
+            rs = [self._strict(a, env_p, pmemo) for a in c.args]
+            if op == "and":
+                return False if False in rs else (None if None in rs else True)
+            return True if True in rs else (None if None in rs else False)
+        P = self.P
+        d, e = P.add([P.ev(c.args[0], env_p, pmemo), P.neg(P.ev(c.args[1], env_p, pmemo))])
+        d = float(P.B.tofloat(d)[0, 0])
+        e = float(e[0, 0]) + 4 * _U64 * abs(d)
+        if op in ("eq", "ne"):
+            return (op == "ne") if abs(d) > e else None   # equality never holds on a neighbourhood
+        if op in ("gt", "ge"):
+            d = -d
+        return True if d + e < 0 else (False if d - e > 0 else None)
+
+    def _piecewise(self, t: Term, env_p, env_t, pmemo, tmemo):
+        for i in range(0, len(t.args), 2):
+            r = self._strict(t.args[i + 1], env_p, pmemo)
+            if r is None:
+                raise _NoTangent("a piecewise condition at its boundary")
+            if r:
+                return self.tan(t.args[i], env_p, env_t, pmemo, tmemo)
+        raise _NoTangent("no piece of a piecewise applies")
+
+    def _apply(self, t: Term, env_p, env_t, pmemo, tmemo):
+        fn: Fn = t.value
+        T = [self.tan(a, env_p, env_t, pmemo, tmemo) for a in t.args]
+        if all(x is None for x in T):
+            return None
+        if fn.formula is None:
+            raise _NoTangent("an opaque function")
+        P = self.P
+        args = [P.ev(a, env_p, pmemo) for a in t.args]
+        arg, params = args[0], args[1:]
+        shape = arg[0].shape
+        zero = (np.zeros(shape), np.zeros(shape))
+        if shape == (1, 1) or not self.J._has_pieces(fn.formula):
+            out = self.tan(fn.formula, (arg, params), (T[0], T[1:]), {}, {})
+            if out is None:
+                return None
+            if out[0].shape != shape:
+                out = (np.broadcast_to(out[0], shape).copy(), np.broadcast_to(out[1], shape).copy())
+            return out
+        v, e = np.zeros(shape), np.zeros(shape)
+        ta = T[0] if T[0] is not None else zero
+        for idx in np.ndindex(shape):
+            entry = (np.full((1, 1), arg[0][idx]), np.full((1, 1), arg[1][idx]))
+            tentry = (np.full((1, 1), ta[0][idx]), np.full((1, 1), ta[1][idx]))
+            r = self.tan(fn.formula, (entry, params), (tentry, T[1:]), {}, {})
+            if r is not None:
+                v[idx], e[idx] = r[0][0, 0], r[1][0, 0]
+        return v, e
 
 
 # ---------------------------------------------------------------------------

@@ -669,8 +669,10 @@ def as_scalar(x: NF) -> sp.Expr:
 # Derivatives of entrywise functions
 
 
+@functools.lru_cache(maxsize=4096)
 def derivative_body(body: sp.Expr) -> sp.Expr:
-    """``f'`` of a formula in ``_Z``: SymPy's scalar ``diff`` on a kernel-built scalar.
+    """``f'`` of a formula in ``_Z``: SymPy's scalar ``diff`` on a kernel-built scalar
+    (remembered: backprop differentiates the same activation once per layer and parameter).
 
     ``Heaviside(u)`` (1/2 at 0) from ``d/dz max(0, z)`` takes the catalogue's
     subgradient convention ``relu'(0) = 0``; only the value at the kink changes."""
