@@ -1,5 +1,6 @@
-"""The judge's forward mode (dual numbers in float64 with error bounds) against an
-independent method: central finite differences in mpmath at 75 digits.
+"""The judge's forward and reverse modes (dual numbers and one reverse sweep, in float64
+with error bounds) against an independent method: central finite differences in mpmath
+at 75 digits.
 
 Generated classes, each seeded: random terms over every primitive forward mode has a
 rule for (sums, matrix and Hadamard products, scalings, quotients, powers, transposes,
@@ -19,7 +20,7 @@ import numpy as np
 import pytest
 
 from symnet.kernel import terms as T
-from symnet.kernel.judge import Judge, _Dual, _NoTangent
+from symnet.kernel.judge import Judge, _Dual, _NoTangent, _Reverse
 
 n = "n"
 ONE, TWO = T.num(1), T.num(2)
@@ -58,12 +59,20 @@ def _grow(rng: random.Random, depth: int, leaves: list[T.Term], square: bool) ->
     return T.mul(T.trace(a) if square else T.total(a), a)
 
 
-def _check(judge: Judge, L: T.Term, X: T.Term, trial: int, seed: int) -> str:
+def _by_reverse(ctx, X, V, L):
+    """<V, grad(L, X)> from the reverse sweep, as the forward pass's (value, bound) pair."""
+    adj = _Reverse(ctx, L).grads.get(X)
+    if adj is None:
+        return None
+    return ctx.ev_sum(ctx.emul((V, np.zeros(V.shape)), adj))
+
+
+def _check(judge: Judge, L: T.Term, X: T.Term, trial: int, seed: int, mode: str = "forward") -> str:
     inst, ctx = judge._instance(trial, 0)
     shape = inst.shape(X.shape)
     V = np.random.default_rng([seed, trial]).standard_normal(shape)
     try:
-        fwd = _Dual(ctx, X, V).of(L)
+        fwd = _Dual(ctx, X, V).of(L) if mode == "forward" else _by_reverse(ctx, X, V, L)
     except _NoTangent:
         return "declined"
     except Exception as exc:  # noqa: BLE001 - a domain error is no evidence, like the values'
@@ -80,8 +89,9 @@ def _check(judge: Judge, L: T.Term, X: T.Term, trial: int, seed: int) -> str:
     return "agrees"
 
 
+@pytest.mark.parametrize("mode", ["forward", "reverse"])
 @pytest.mark.parametrize("block", range(8))
-def test_forward_mode_agrees_with_high_precision_differences_on_random_matrix_terms(block):
+def test_forward_and_reverse_modes_agree_with_high_precision_differences_on_random_terms(block, mode):
     rng = random.Random(1000 + block)
     A, B, C = (T.matrix(s, n, n) for s in "ABC")
     outcomes = []
@@ -91,12 +101,13 @@ def test_forward_mode_agrees_with_high_precision_differences_on_random_matrix_te
         X = rng.choice([A, B, C])
         judge = Judge({})
         for trial in range(2):
-            outcomes.append(_check(judge, L, X, trial, block * 100 + case))
+            outcomes.append(_check(judge, L, X, trial, block * 100 + case, mode))
     assert outcomes.count("agrees") >= len(outcomes) // 2, outcomes
 
 
+@pytest.mark.parametrize("mode", ["forward", "reverse"])
 @pytest.mark.parametrize("block", range(6))
-def test_forward_mode_through_chains_of_definitions(block):
+def test_forward_and_reverse_modes_through_chains_of_definitions(block, mode):
     """Layers as definitions: z_l = h_{l-1} W_l + b_l, h_l = f(z_l), a loss at the end; the
     direction is one weight or one defined intermediate (overridden, as grad(L, z_l) means)."""
     rng = random.Random(2000 + block)
@@ -123,11 +134,12 @@ def test_forward_mode_through_chains_of_definitions(block):
     outcomes = []
     for X in rng.sample(names, min(6, len(names))):
         for trial in range(3):
-            outcomes.append(_check(judge, Lsym, X, trial, block))
+            outcomes.append(_check(judge, Lsym, X, trial, block, mode))
     assert "agrees" in outcomes, outcomes
 
 
-def test_forward_mode_rules_for_inverse_det_norm_diag_and_extrema():
+@pytest.mark.parametrize("mode", ["forward", "reverse"])
+def test_forward_and_reverse_rules_for_inverse_det_norm_diag_and_extrema(mode):
     A, B = T.matrix("A", n, n), T.matrix("B", n, n)
     M = T.matrix("M", n, n, invertible=True)
     v = T.matrix("v", n, 1)
@@ -146,7 +158,7 @@ def test_forward_mode_rules_for_inverse_det_norm_diag_and_extrema():
         (T.total(T.div(A, T.add(ONE, T.trace(T.mul(B, T.transpose(B)))))), B),
     ]
     judge = Judge({})
-    results = [_check(judge, L, X, trial, 7) for L, X in cases for trial in range(3)]
+    results = [_check(judge, L, X, trial, 7, mode) for L, X in cases for trial in range(3)]
     assert results.count("agrees") >= len(results) - 3, results
 
 
@@ -162,6 +174,8 @@ def test_forward_mode_declines_at_kinks_ties_and_boundaries():
         inst, ctx = j._instance(0, 0)
         with pytest.raises(_NoTangent):
             _Dual(ctx, x, np.ones((1, 1))).of(L)
+        with pytest.raises(_NoTangent):
+            _Reverse(ctx, L)
 
 
 def test_forward_mode_is_exact_zero_for_a_term_free_of_the_variable():
@@ -192,10 +206,38 @@ def test_a_wide_gradient_step_is_decided_by_forward_mode_in_float64():
 def test_a_wrong_product_rule_is_caught_by_these_tests(monkeypatch):
     """Meta-test: forward mode that drops the product rule's second term must fail here."""
     def broken(self, a, b, times):
-        (pa, ta), (pb, tb) = a, b
+        (pa, ta), (pb, _) = a, b
         return times(pa, pb), (times(ta, pb) if ta is not None else None)
 
     monkeypatch.setattr(_Dual, "_product", broken)
     A = T.matrix("A", n, n)
     with pytest.raises(AssertionError):
         _check(Judge({}), T.trace(T.mul(A, A)), A, 0, 0)
+
+
+def test_a_wrong_reverse_rule_is_caught_by_these_tests(monkeypatch):
+    """Meta-test: a reverse sweep that forgets to transpose a matrix product's cotangent
+    must fail here."""
+    original = _Reverse._product
+
+    def broken(self, t, A, ev, push):
+        return original(self, t, A, ev, lambda child, a: push(child, (a[0] * 1.001, a[1])))
+
+    monkeypatch.setattr(_Reverse, "_product", broken)
+    A, B = T.matrix("A", n, n), T.matrix("B", n, n)
+    with pytest.raises(AssertionError):
+        _check(Judge({}), T.trace(T.mul(A, B, A)), A, 0, 0, "reverse")
+
+
+def test_the_reverse_sweep_is_shared_by_the_steps_of_one_loss_and_renewed_by_a_new_definition():
+    x, W1, W2 = T.matrix("x", 1, n), T.matrix("W1", n, n), T.matrix("W2", n, n)
+    h = T.matrix("h", 1, n)
+    Lsym = T.scalar("L")
+    defs = {h: T.prim("tanh", T.mul(x, W1)), Lsym: T.total(T.mul(h, W2))}
+    judge = Judge(defs)
+    inst, ctx = judge._instance(0, 0)
+    first = ctx._reverse(Lsym)
+    assert ctx._reverse(Lsym) is first and W1 in first.grads and W2 in first.grads
+    u = T.matrix("u", 1, n)
+    defs[u] = T.mul(x, W1)        # a definition the loss does not reach: the sweep stands
+    assert ctx._reverse(Lsym) is first

@@ -147,6 +147,7 @@ class Context:
         self.judge = Judge(self.term_definitions, trials=trials, seed=seed)
         self._parent: dict = {}
         self._full = Translator(definitions=self.term_definitions)
+        self._sweeps: dict = {}  # every gradient of a loss from one sweep, shared by the steps
         self._reader = Reader()  # one per context: two SymPy symbols may not share a name
 
     # -- facts: union-find over terms proven equal ------------------------------
@@ -280,7 +281,7 @@ class Context:
         if lhs == rhs and not _partial(lhs):  # reflexivity (with no side condition to state)
             return True, "the two sides are the same expression", (), False
         try:
-            attempts = [Translator(calculus=self.term_definitions)]
+            attempts = [Translator(calculus=self.term_definitions, sweeps=self._sweeps)]
             if uses is not None:
                 rewrites = {}
                 for u in uses:
@@ -294,7 +295,7 @@ class Context:
                         rewrites[t] = self.term_definitions[t]
                     else:
                         return False, f"{t} is neither defined nor a proven lemma", (), False
-                attempts.append(Translator(rewrites=rewrites, calculus=self.term_definitions))
+                attempts.append(Translator(rewrites=rewrites, calculus=self.term_definitions, sweeps=self._sweeps))
             attempts.append(self._full)
             detail, definite = "", False
             forms = []

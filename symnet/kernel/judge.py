@@ -915,8 +915,38 @@ class _Ctx:
             return np.zeros(shape), np.zeros(shape)
         return self._check(np.broadcast_to(out[0], shape).copy(), np.broadcast_to(out[1], shape).copy())
 
+    def _reverse(self, L: Term):
+        """The reverse sweep of ``L`` on this instance (remembered: every chain-rule step
+        of a derivation about the same loss shares it), or None where it has no rule."""
+        if self.B.mp:
+            return None
+        cache = self.__dict__.setdefault("reverse", {})
+        hit = cache.get(L)
+        if hit is not None and (hit is _NO_SWEEP[0] or not hit.stale()):
+            return None if hit is _NO_SWEEP[0] else hit
+        try:
+            hit = _Reverse(self, L)
+        except _NoTangent:
+            cache[L] = _NO_SWEEP[0]
+            return None
+        cache[L] = hit
+        return hit
+
+    def _adjoint(self, L: Term, X: Term):
+        """grad(L, X) on this instance from the reverse sweep, or None."""
+        if X.op != "sym" or (L.shape is not None and L.shape != (1, 1)):
+            return None
+        rev = self._reverse(L)
+        if rev is None:
+            return None
+        shape = self.inst.shape(X.shape)
+        return rev.grads.get(X) or (np.zeros(shape), np.zeros(shape))
+
     def _grad(self, L: Term, X: Term):
         shape = self.inst.shape(X.shape)
+        adj = self._adjoint(L, X)
+        if adj is not None:
+            return adj
         vals, errs = {}, np.zeros(shape)
         for idx in np.ndindex(shape):
             d = np.zeros(shape)
@@ -939,7 +969,11 @@ class _Ctx:
         return self._as_val({(0, 0): val}, np.full((1, 1), err), (1, 1))
 
     def directional(self, g: Term, V):
-        """<V, grad(L, X)>: forward mode along V, or one directional difference of L."""
+        """<V, grad(L, X)>: from the reverse sweep of L, or forward mode along V, or one
+        directional difference of L."""
+        adj = self._adjoint(g.args[0], g.args[1])
+        if adj is not None:
+            return self._check(*self.ev_sum(self.emul((np.asarray(V, dtype=float), np.zeros(np.shape(V))), adj)))
         fwd = self._forward(g.args[0], g.args[1], V)
         if fwd is not None:
             return fwd
@@ -994,6 +1028,7 @@ class _NoTangent(Exception):
 
 
 _TWO_OVER_SQRT_PI_PAIR = (np.full((1, 1), 2.0 / math.sqrt(math.pi)), np.full((1, 1), 2 * _U64 * 1.2))
+_NO_SWEEP = [object()]  # a remembered "this loss has no reverse sweep"
 _TANGENT_FREE = frozenset({"num", "const", "dim", "ones", "zeros", "eye"})
 _NESTED = frozenset({"grad", "diff", "jacobian", "hessian"})
 
@@ -1200,117 +1235,29 @@ class _Dual:
         raise _NoTangent(f"no forward rule for {op!r}")
 
     def _prim(self, t: Term, T, ev):
-        P = self.P
-        B = P.B
-        name = t.value
-        x = ev(t.args[0])
-        if name in ("max", "min"):
+        if t.value in ("max", "min"):
             return self._extremum(t, T, ev)
-        xf = B.tofloat(x[0])
-        lo, hi = _outward(xf, x[1])
-        near_zero = bool(np.any((lo <= 0) & (hi >= 0)))
-        if name in ("sign", "heaviside"):
-            if near_zero:
-                raise _NoTangent(f"{name} at its jump")
-            return None
-        if name == "abs":
-            if near_zero:
-                raise _NoTangent("abs at its kink")
-            return P.emul((np.sign(xf), np.zeros(xf.shape)), T[0])
-        one = (B.full(xf.shape, 1), np.zeros(xf.shape))
-        out = ev(t)
-        if name == "exp":
-            d = out
-        elif name == "log":
-            d = P.div(one, x)
-        elif name == "sqrt":
-            if bool(np.any(xf <= 0)):
-                raise _NoTangent("sqrt at 0")
-            d = P.div(B.frac(Fraction(1, 2)), out)
-        elif name == "sin":
-            d = P.prim("cos", [x])
-        elif name == "cos":
-            d = P.neg(P.prim("sin", [x]))
-        elif name == "tan":
-            d = P.add([one, P.emul(out, out)])
-        elif name == "tanh":
-            d = P.add([one, P.neg(P.emul(out, out))])
-        elif name == "sinh":
-            d = P.prim("cosh", [x])
-        elif name == "cosh":
-            d = P.prim("sinh", [x])
-        elif name == "atan":
-            d = P.div(one, P.add([one, P.emul(x, x)]))
-        elif name == "asinh":
-            d = P.div(one, P.prim("sqrt", [P.add([one, P.emul(x, x)])]))
-        elif name in ("erf", "erfc"):
-            d = P.emul(_TWO_OVER_SQRT_PI_PAIR, P.prim("exp", [P.neg(P.emul(x, x))]))
-            if name == "erfc":
-                d = P.neg(d)
-        elif name == "sinc":
-            if near_zero:
-                raise _NoTangent("sinc near 0")
-            d = P.div(P.add([P.prim("cos", [x]), P.neg(out)]), x)
-        else:
-            raise _NoTangent(f"no forward rule for {name}")
-        return P.emul(d, T[0])
+        d = prim_derivative(self.P, t, ev)
+        return None if d is None else self.P.emul(d, T[0])
 
     def _extremum(self, t: Term, T, ev):
-        """max/min entrywise: the tangent of the argument that is strictly the extreme one."""
-        vals = [ev(a) for a in t.args]
-        shape = np.broadcast_shapes(*[v[0].shape for v in vals])
-        sign = 1.0 if t.value == "max" else -1.0
-        los, his = [], []
-        for v, e in vals:
-            lo, hi = _outward(np.broadcast_to(v, shape) * sign, np.broadcast_to(e, shape))
-            los.append(lo)
-            his.append(hi)
-        out_v, out_e = np.zeros(shape), np.zeros(shape)
-        for idx in np.ndindex(shape):
-            best = max(range(len(vals)), key=lambda i: his[i][idx])
-            if any(i != best and his[i][idx] >= los[best][idx] for i in range(len(vals))):
-                raise _NoTangent(f"{t.value} at a tie")
-            tb = T[best]
-            if tb is not None:
-                out_v[idx] = np.broadcast_to(tb[0], shape)[idx]
-                out_e[idx] = np.broadcast_to(tb[1], shape)[idx]
-        return out_v, out_e
+        best = extreme_argument(t, ev)
+        return T[best]
 
     def _strict(self, c: Term, env_p, pmemo):
-        """A condition's truth on a neighbourhood of the exact point, or None."""
-        op = c.op
-        if op == "true":
-            return True
-        if op == "not":
-            r = self._strict(c.args[0], env_p, pmemo)
-            return None if r is None else not r
-        if op in ("and", "or"):
-            rs = [self._strict(a, env_p, pmemo) for a in c.args]
-            if op == "and":
-                return False if False in rs else (None if None in rs else True)
-            return True if True in rs else (None if None in rs else False)
-        P = self.P
-        d, e = P.add([P.ev(c.args[0], env_p, pmemo), P.neg(P.ev(c.args[1], env_p, pmemo))])
-        d = float(P.B.tofloat(d)[0, 0])
-        e = float(e[0, 0]) + 4 * _U64 * abs(d)
-        if op in ("eq", "ne"):
-            return (op == "ne") if abs(d) > e else None   # equality never holds on a neighbourhood
-        if op in ("gt", "ge"):
-            d = -d
-        return True if d + e < 0 else (False if d - e > 0 else None)
+        return strict_truth(self.P, c, env_p, pmemo)
 
     def _piecewise(self, t: Term, env_p, env_t, pmemo, tmemo):
-        for i in range(0, len(t.args), 2):
-            r = self._strict(t.args[i + 1], env_p, pmemo)
-            if r is None:
-                raise _NoTangent("a piecewise condition at its boundary")
-            if r:
-                return self.tan(t.args[i], env_p, env_t, pmemo, tmemo)
-        raise _NoTangent("no piece of a piecewise applies")
+        piece = chosen_piece(self.P, t, env_p, pmemo)
+        return self.tan(piece, env_p, env_t, pmemo, tmemo)
 
     def _apply(self, t: Term, env_p, env_t, pmemo, tmemo):
-        fn: Fn = t.value
         T = [self.tan(a, env_p, env_t, pmemo, tmemo) for a in t.args]
+        return self.apply_with(t, T, env_p, pmemo)
+
+    def apply_with(self, t: Term, T, env_p, pmemo):
+        """The tangent of a call ``f(arg; params)`` given its arguments' tangents ``T``."""
+        fn: Fn = t.value
         if all(x is None for x in T):
             return None
         if fn.formula is None:
@@ -1336,6 +1283,314 @@ class _Dual:
             if r is not None:
                 v[idx], e[idx] = r[0][0, 0], r[1][0, 0]
         return v, e
+
+
+def prim_derivative(P: _Ctx, t: Term, ev):
+    """f'(x) of a primitive call as a (value, bound) pair, None where it is exactly 0 (a
+    step away from its jump); :class:`_NoTangent` at a kink or a jump."""
+    B = P.B
+    name = t.value
+    x = ev(t.args[0])
+    xf = B.tofloat(x[0])
+    lo, hi = _outward(xf, x[1])
+    near_zero = bool(np.any((lo <= 0) & (hi >= 0)))
+    if name in ("sign", "heaviside"):
+        if near_zero:
+            raise _NoTangent(f"{name} at its jump")
+        return None
+    if name == "abs":
+        if near_zero:
+            raise _NoTangent("abs at its kink")
+        return np.sign(xf), np.zeros(xf.shape)
+    one = (B.full(xf.shape, 1), np.zeros(xf.shape))
+    out = ev(t)
+    if name == "exp":
+        d = out
+    elif name == "log":
+        d = P.div(one, x)
+    elif name == "sqrt":
+        if bool(np.any(xf <= 0)):
+            raise _NoTangent("sqrt at 0")
+        d = P.div(B.frac(Fraction(1, 2)), out)
+    elif name == "sin":
+        d = P.prim("cos", [x])
+    elif name == "cos":
+        d = P.neg(P.prim("sin", [x]))
+    elif name == "tan":
+        d = P.add([one, P.emul(out, out)])
+    elif name == "tanh":
+        d = P.add([one, P.neg(P.emul(out, out))])
+    elif name == "sinh":
+        d = P.prim("cosh", [x])
+    elif name == "cosh":
+        d = P.prim("sinh", [x])
+    elif name == "atan":
+        d = P.div(one, P.add([one, P.emul(x, x)]))
+    elif name == "asinh":
+        d = P.div(one, P.prim("sqrt", [P.add([one, P.emul(x, x)])]))
+    elif name in ("erf", "erfc"):
+        d = P.emul(_TWO_OVER_SQRT_PI_PAIR, P.prim("exp", [P.neg(P.emul(x, x))]))
+        if name == "erfc":
+            d = P.neg(d)
+    elif name == "sinc":
+        if near_zero:
+            raise _NoTangent("sinc near 0")
+        d = P.div(P.add([P.prim("cos", [x]), P.neg(out)]), x)
+    else:
+        raise _NoTangent(f"no forward rule for {name}")
+    return d
+
+
+def extreme_argument(t: Term, ev) -> int:
+    """Which argument of a (scalar) max/min is strictly the extreme one; a tie within the
+    bounds is :class:`_NoTangent`."""
+    sign = 1.0 if t.value == "max" else -1.0
+    bounds = []
+    for a in t.args:
+        v, e = ev(a)
+        bounds.append(_outward(float(np.asarray(v, dtype=float).ravel()[0]) * sign, float(e.ravel()[0])))
+    best = max(range(len(bounds)), key=lambda i: bounds[i][1])
+    if any(i != best and bounds[i][1] >= bounds[best][0] for i in range(len(bounds))):
+        raise _NoTangent(f"{t.value} at a tie")
+    return best
+
+
+def strict_truth(P: _Ctx, c: Term, env_p, pmemo):
+    """A condition's truth on a neighbourhood of the exact point, or None."""
+    op = c.op
+    if op == "true":
+        return True
+    if op == "not":
+        r = strict_truth(P, c.args[0], env_p, pmemo)
+        return None if r is None else not r
+    if op in ("and", "or"):
+        rs = [strict_truth(P, a, env_p, pmemo) for a in c.args]
+        if op == "and":
+            return False if False in rs else (None if None in rs else True)
+        return True if True in rs else (None if None in rs else False)
+    d, e = P.add([P.ev(c.args[0], env_p, pmemo), P.neg(P.ev(c.args[1], env_p, pmemo))])
+    d = float(P.B.tofloat(d)[0, 0])
+    e = float(e[0, 0]) + 4 * _U64 * abs(d)
+    if op in ("eq", "ne"):
+        return (op == "ne") if abs(d) > e else None   # equality never holds on a neighbourhood
+    if op in ("gt", "ge"):
+        d = -d
+    return True if d + e < 0 else (False if d - e > 0 else None)
+
+
+def chosen_piece(P: _Ctx, t: Term, env_p, pmemo) -> Term:
+    """The piece of a piecewise that applies on a neighbourhood of the point."""
+    for i in range(0, len(t.args), 2):
+        r = strict_truth(P, t.args[i + 1], env_p, pmemo)
+        if r is None:
+            raise _NoTangent("a piecewise condition at its boundary")
+        if r:
+            return t.args[i]
+    raise _NoTangent("no piece of a piecewise applies")
+
+
+class _Reverse:
+    """All derivatives of one scalar ``L`` at once, by one reverse sweep (reverse-mode
+    automatic differentiation) over the terms and definitions ``L`` reaches, in float64
+    with bounds: each adjoint is formed with the context's own operations on (value,
+    bound) pairs, transposing the forward rules (``A Y^T`` and ``X^T A`` for ``X Y``,
+    ``A ∘ f'(z)`` for ``f(z)``, the strictly chosen piece of a piecewise, ...).
+
+    ``grads[s]`` is the adjoint of every symbol ``s`` the sweep reached: for a defined
+    symbol, the derivative of ``L`` through the uses of ``s`` with ``s``'s own definition
+    held fixed, which is what ``grad(L, s)`` means. A construct without a rule raises
+    :class:`_NoTangent` (the caller then goes forward, one direction at a time)."""
+
+    def __init__(self, ctx: _Ctx, L: Term):
+        self.P = ctx
+        self.J = ctx.J
+        self.count = len(self.J.definitions)
+        self.free: set = set()
+        self.grads: dict = {}
+        self._sweep(L)
+
+    def stale(self) -> bool:
+        """Has a symbol the sweep took as free been defined since?"""
+        keys = list(self.J.definitions)[self.count:]
+        return any(k in self.free for k in keys)
+
+    def _children(self, t: Term) -> list:
+        op = t.op
+        P = self.P
+        if op == "sym":
+            if t in P.over or t not in self.J.definitions:
+                return []
+            return [self.J.definitions[t]]
+        if op == "piecewise":
+            return [chosen_piece(P, t, None, P.memo)]
+        if op in _LAZY or op in ("var", "param"):
+            raise _NoTangent(f"no reverse rule for {op!r}")
+        if op == "apply" and (t.value.formula is None or any(x.op == "sym" for x in walk(t.value.formula))):
+            raise _NoTangent("an opaque function")
+        return list(t.args)
+
+    def _order(self, root: Term) -> list:
+        """Every node reachable from ``root``, users before what they use."""
+        post, state = [], {root: 0}
+        stack = [(root, iter(self._children(root)))]
+        while stack:
+            node, it = stack[-1]
+            nxt = next(it, None)
+            if nxt is None:
+                stack.pop()
+                post.append(node)
+                continue
+            if nxt not in state:
+                state[nxt] = 0
+                stack.append((nxt, iter(self._children(nxt))))
+        post.reverse()
+        return post
+
+    def _sweep(self, L: Term) -> None:
+        P = self.P
+        order = self._order(L)
+        adj = {L: (np.ones((1, 1)), np.zeros((1, 1)))}
+        ev = lambda a: P.ev(a, None, P.memo)  # noqa: E731 - a node's value
+
+        def push(child: Term, a) -> None:
+            a = self._fit(a, ev(child)[0].shape)
+            old = adj.get(child)
+            adj[child] = a if old is None else P.add([old, a])
+
+        for node in order:
+            A = adj.pop(node, None)
+            if node.op == "sym":
+                if node not in self.J.definitions or node in P.over:
+                    self.free.add(node)
+                if A is not None:
+                    self.grads[node] = A
+                    kids = self._children(node)
+                    if kids:
+                        push(kids[0], A)
+                continue
+            if A is None or node.op in _TANGENT_FREE:
+                continue
+            self._push(node, A, ev, push)
+
+    def _fit(self, a, shape):
+        if a[0].shape == shape:
+            return a
+        if shape == (1, 1):
+            return self.P.ev_sum(a)
+        try:
+            return np.broadcast_to(a[0], shape).copy(), np.broadcast_to(a[1], shape).copy()
+        except ValueError:
+            raise _NoTangent("an adjoint of another shape") from None
+
+    def _push(self, t: Term, A, ev, push) -> None:
+        op = t.op
+        P = self.P
+        B = P.B
+        args = t.args
+        if op == "add":
+            for a in args:
+                push(a, A)
+        elif op == "sub":
+            push(args[0], A)
+            push(args[1], P.neg(A))
+        elif op == "neg":
+            push(args[0], P.neg(A))
+        elif op == "T":
+            push(args[0], (A[0].T, A[1].T))
+        elif op == "trace":
+            n = ev(args[0])[0].shape[0]
+            push(args[0], (np.eye(n) * A[0][0, 0], np.eye(n) * A[1][0, 0]))
+        elif op == "sum":
+            shape = ev(args[0])[0].shape
+            push(args[0], (np.full(shape, A[0][0, 0]), np.full(shape, A[1][0, 0])))
+        elif op == "diag":
+            shape = ev(args[0])[0].shape
+            if shape[0] == shape[1] and shape[0] > 1:
+                push(args[0], P.diag_of(A))
+            else:
+                push(args[0], (np.diagonal(A[0]).reshape(shape).copy(), np.diagonal(A[1]).reshape(shape).copy()))
+        elif op == "matrix":
+            shape = A[0].shape
+            for i, a in enumerate(args):
+                idx = divmod(i, shape[1])
+                push(a, (np.full((1, 1), A[0][idx]), np.full((1, 1), A[1][idx])))
+        elif op in ("mul", "had"):
+            self._product(t, A, ev, push)
+        elif op == "div":
+            b = ev(args[1])
+            push(args[0], P.div(A, b))
+            push(args[1], P.neg(P.emul(A, P.div(ev(t), b))))
+        elif op in ("pow", "hadpow"):
+            base, kt = args
+            if kt.op != "num" or (op == "pow" and base.is_matrix):
+                raise _NoTangent("a power without a reverse rule")
+            k = kt.value
+            if k == 0:
+                return
+            if k.denominator == 1:
+                d = P.emul(B.frac(k), P.ipow(ev(base), int(k) - 1))
+            else:
+                d = P.emul(B.frac(k), P.div(ev(t), ev(base)))
+            push(base, P.emul(A, d))
+        elif op == "prim":
+            if t.value in ("max", "min"):
+                push(args[extreme_argument(t, ev)], A)
+                return
+            d = prim_derivative(P, t, ev)
+            if d is not None:
+                push(args[0], P.emul(A, d))
+        elif op == "inv":
+            inv = ev(t)
+            it = (inv[0].T, inv[1].T)
+            push(args[0], P.neg(P.matmul(P.matmul(it, A), it)))
+        elif op == "det":
+            inv = P._inv_det("inv", ev(args[0]))
+            push(args[0], P.emul(P.emul(A, ev(t)), (inv[0].T, inv[1].T)))
+        elif op == "norm":
+            push(args[0], P.emul(A, P.div(ev(args[0]), ev(t))))
+        elif op == "apply":
+            dual = _Dual.__new__(_Dual)
+            dual.P, dual.J, dual.X = P, self.J, None
+            for i, a in enumerate(args):
+                if not any(x.op == "sym" for x in walk(a)):
+                    continue  # a constant argument needs no adjoint
+                shape = ev(a)[0].shape
+                T = [None] * len(args)
+                T[i] = (np.ones(shape), np.zeros(shape))
+                d = dual.apply_with(t, T, None, P.memo)
+                if d is not None:
+                    push(a, P.emul(A, d))
+        else:
+            raise _NoTangent(f"no reverse rule for {op!r}")
+
+    def _product(self, t: Term, A, ev, push) -> None:
+        """A fold of matrix products and scalings, run backwards."""
+        P = self.P
+        args = list(t.args)
+        if t.op == "had":
+            seq = [(i, False) for i in range(1, len(args))]
+            first = 0
+        else:
+            roles = factor_roles(args)
+            mats = [i for i, r in enumerate(roles) if r]
+            scales = [i for i, r in enumerate(roles) if not r]
+            if not mats:
+                mats, scales = [scales[0]], scales[1:]
+            first = mats[0]
+            seq = [(i, True) for i in mats[1:]] + [(i, False) for i in scales]
+        accs = [ev(args[first])]
+        for i, matrix_product in seq[:-1]:
+            accs.append((P.matmul if matrix_product else P.emul)(accs[-1], ev(args[i])))
+        adj_acc = A
+        for (i, matrix_product), acc in zip(reversed(seq), reversed(accs)):
+            f = ev(args[i])
+            if matrix_product:
+                push(args[i], P.matmul((acc[0].T, acc[1].T), adj_acc))
+                adj_acc = P.matmul(adj_acc, (f[0].T, f[1].T))
+            else:
+                push(args[i], P.emul(adj_acc, acc))
+                adj_acc = self._fit(P.emul(adj_acc, f), acc[0].shape)
+        push(args[first], adj_acc)
 
 
 # ---------------------------------------------------------------------------

@@ -722,8 +722,10 @@ class Translator:
     """
 
     def __init__(self, rewrites: dict | None = None, definitions: dict | None = None,
-                 calculus: dict | None = None, distribute: bool = False):
+                 calculus: dict | None = None, distribute: bool = False, sweeps: dict | None = None):
         self.distribute = distribute
+        #: gradients of whole losses remembered across translators of one context
+        self.sweeps = sweeps
         self.rewrites = rewrites or {}
         self.definitions = definitions
         self.calculus = calculus if calculus is not None else (definitions if definitions is not None else {})
@@ -1263,31 +1265,58 @@ def adjoint(tr: Translator, loss: Term, wrt: Term) -> NF:
         raise Unsupported("gradient with respect to a defined symbol")
     if not wrt.is_matrix:
         raise Unsupported("gradient with respect to a scalar (use diff)")
+    every = _all_gradients(tr, loss)
+    if every is not None:  # one sweep for every variable, shared by the steps about this loss
+        g, kink = every.get(wrt, (None, False))
+        tr.kink_derivative = tr.kink_derivative or kink
+        return g if g is not None else NF(*wrt.shape)
     memo: dict = {}
+    reached = _sweep(tr, loss, lambda e: _depends(e, wrt, definitions, memo), lambda e: e == wrt)
+    result = [g for g, _ in reached.get(wrt, [])]
+    if not result:
+        return NF(*wrt.shape)
+    out = result[0]
+    for x in result[1:]:
+        out = add(out, x)
+    return out
 
-    def depends(e: Term) -> bool:
-        return _depends(e, wrt, definitions, memo)
+
+def _sweep(tr: Translator, loss: Term, depends, target) -> dict:
+    """The reverse sweep from ``loss``: pushes cotangents into every node ``depends`` admits
+    and collects, for each node ``target`` admits, its contributions as (NF, kink) pairs;
+    ``kink`` says whether the path crossed the derivative of a function with kinks."""
+    definitions = tr.calculus
+
+    def derivative(e: Term):
+        before = tr.kink_derivative
+        tr.kink_derivative = False
+        try:
+            body = _derivative_of_call(tr, e, depends)
+            local = tr.kink_derivative
+        finally:
+            tr.kink_derivative = before or tr.kink_derivative
+        return body, local
 
     pending: dict = {}
-    result: list[NF] = []
+    reached: dict = {}
 
-    def push(e: Term, g: NF) -> None:
+    def push(e: Term, g: NF, kink: bool = False) -> None:
         if not depends(e):
             return
-        if e == wrt:
-            result.append(g)
+        if target(e):
+            reached.setdefault(e, []).append((g, kink))
             return
         op, a = e.op, e.args
         if op == "sym":
-            pending.setdefault(e, []).append(g)
+            pending.setdefault(e, []).append((g, kink))
         elif op == "add":
             for x in a:
-                push(x, g)
+                push(x, g, kink)
         elif op == "sub":
-            push(a[0], g)
-            push(a[1], scale(g, sp.S.NegativeOne))
+            push(a[0], g, kink)
+            push(a[1], scale(g, sp.S.NegativeOne), kink)
         elif op == "neg":
-            push(a[0], scale(g, sp.S.NegativeOne))
+            push(a[0], scale(g, sp.S.NegativeOne), kink)
         elif op == "mul":
             roles = T.factor_roles(a)
             scalars = [x for x, m in zip(a, roles) if not m]
@@ -1297,7 +1326,7 @@ def adjoint(tr: Translator, loss: Term, wrt: Term) -> NF:
                 for i, x in enumerate(scalars):
                     if depends(x):
                         others = sp.Mul(*[tr.scalar(y) for j, y in enumerate(scalars) if j != i])
-                        push(x, scale(g, others))
+                        push(x, scale(g, others), kink)
                 return
             nfs = [tr.nf(m) for m in mats]
             if any(depends(x) for x in scalars):
@@ -1309,7 +1338,7 @@ def adjoint(tr: Translator, loss: Term, wrt: Term) -> NF:
                 for i, x in enumerate(scalars):
                     if depends(x):
                         others = sp.Mul(*[tr.scalar(y) for j, y in enumerate(scalars) if j != i])
-                        push(x, NF(1, 1, {(): pairing * others}))
+                        push(x, NF(1, 1, {(): pairing * others}), kink)
             for i, m in enumerate(mats):
                 if not depends(m):
                     continue
@@ -1318,15 +1347,15 @@ def adjoint(tr: Translator, loss: Term, wrt: Term) -> NF:
                     left = mul(transpose(f), left)
                 for f in reversed(nfs[i + 1:]):
                     left = mul(left, transpose(f))
-                push(m, scale(left, coeff))
+                push(m, scale(left, coeff), kink)
         elif op == "div":
             b = tr.scalar(a[1])
-            push(a[0], scale(g, 1 / b))
+            push(a[0], scale(g, 1 / b), kink)
             if depends(a[1]):  # d(u/b) = -u/b^2 db
                 pairing = trace(mul(transpose(g), tr.nf(a[0])))
-                push(a[1], NF(1, 1, {(): -pairing / b**2}))
+                push(a[1], NF(1, 1, {(): -pairing / b**2}), kink)
         elif op == "T":
-            push(a[0], transpose(g))
+            push(a[0], transpose(g), kink)
         elif op == "had":
             for i, x in enumerate(a):
                 if depends(x):
@@ -1334,7 +1363,7 @@ def adjoint(tr: Translator, loss: Term, wrt: Term) -> NF:
                     for j, y in enumerate(a):
                         if j != i:
                             other = hadamard(other, tr.nf(y))
-                    push(x, other)
+                    push(x, other, kink)
         elif op == "hadpow":
             k = int(a[1].value)
             if k == 0:
@@ -1343,34 +1372,35 @@ def adjoint(tr: Translator, loss: Term, wrt: Term) -> NF:
             power = ones(*base.shape)
             for _ in range(k - 1):
                 power = hadamard(power, base)
-            push(a[0], scale(hadamard(g, power), k))
+            push(a[0], scale(hadamard(g, power), k), kink)
         elif op == "pow" and not e.is_matrix:
             if depends(a[1]):
                 raise Unsupported("an exponent that depends on the variable")
             base, k = tr.scalar(a[0]), tr.scalar(a[1])
-            push(a[0], scale(g, k * base ** (k - 1)))
+            push(a[0], scale(g, k * base ** (k - 1)), kink)
         elif op in ("prim", "apply") and not e.is_matrix:
-            body = _derivative_of_call(tr, e, depends)
-            push(a[0], scale(g, body.xreplace({_Z: tr.scalar(a[0])})))
+            body, local = derivative(e)
+            push(a[0], scale(g, body.xreplace({_Z: tr.scalar(a[0])})), kink or local)
         elif op == "norm":
             x = tr.nf(a[0])
-            push(a[0], scale(x, as_scalar(g) / tr.scalar(e)))
+            push(a[0], scale(x, as_scalar(g) / tr.scalar(e)), kink)
         elif op == "det":
             x = tr.nf(a[0])
-            push(a[0], scale(transpose(inverse(x)), as_scalar(g) * determinant(x)))
+            push(a[0], scale(transpose(inverse(x)), as_scalar(g) * determinant(x)), kink)
         elif op == "inv":
             inv_t = transpose(tr.nf(e))
-            push(a[0], scale(mul(mul(inv_t, g), inv_t), sp.S.NegativeOne))
+            push(a[0], scale(mul(mul(inv_t, g), inv_t), sp.S.NegativeOne), kink)
         elif op == "pow" and e.is_matrix:
             k = int(a[1].value)
             if k:
-                push(T.mul(*([a[0]] * k)) if k > 1 else a[0], g)
+                push(T.mul(*([a[0]] * k)) if k > 1 else a[0], g, kink)
         elif op in ("prim", "apply") and e.is_matrix:
-            push(a[0], hadamard(g, elementwise(_derivative_of_call(tr, e, depends), tr.nf(a[0]))))
+            body, local = derivative(e)
+            push(a[0], hadamard(g, elementwise(body, tr.nf(a[0]))), kink or local)
         elif op == "trace":
-            push(a[0], scale(identity(a[0].rows), as_scalar(g)))
+            push(a[0], scale(identity(a[0].rows), as_scalar(g)), kink)
         elif op == "sum":
-            push(a[0], scale(ones(*a[0].shape), as_scalar(g)))
+            push(a[0], scale(ones(*a[0].shape), as_scalar(g)), kink)
         else:
             raise Unsupported(f"gradient through '{op}'")
 
@@ -1379,16 +1409,88 @@ def adjoint(tr: Translator, loss: Term, wrt: Term) -> NF:
     for sym in _topological(definitions):
         if sym in pending:
             terms = pending.pop(sym)
-            total = terms[0]
-            for x in terms[1:]:
+            total = terms[0][0]
+            for x, _ in terms[1:]:
                 total = add(total, x)
-            push(definitions[sym], total)
-    if not result:
-        return NF(*wrt.shape)
-    out = result[0]
-    for x in result[1:]:
-        out = add(out, x)
-    return out
+            push(definitions[sym], total, any(k for _, k in terms))
+    return reached
+
+
+class _Gradients:
+    """Every gradient of one loss from one sweep (see :func:`_all_gradients`)."""
+
+    __slots__ = ("grads", "count", "free")
+
+    def __init__(self, grads: dict | None, count: int, free: frozenset):
+        self.grads, self.count, self.free = grads, count, free
+
+
+def _all_gradients(tr: Translator, loss: Term) -> dict | None:
+    """``{X: (dL/dX, kink)}`` for every free matrix symbol X of ``loss``, from one sweep in a
+    translator of its own, remembered in ``tr.sweeps`` (shared by the translators of one
+    context); None where that is not exactly what the per-variable sweep would give: a
+    translator that unfolds definitions or rewrites symbols the loss reaches, a sweep that
+    met a side condition (the per-variable sweep records only those on its own paths) or a
+    dependence the rules cannot follow for some variable."""
+    sweeps = tr.sweeps
+    if sweeps is None or tr.definitions is not None or tr.distribute:
+        return None
+    definitions = tr.calculus
+    hit = sweeps.get(loss)
+    if hit is not None:
+        new = list(definitions)[hit.count:] if len(definitions) > hit.count else []
+        if any(s in hit.free for s in new):
+            hit = None
+    if hit is None:
+        free = frozenset(_closure_symbols(loss, definitions))
+        if any(s in free for s in tr.rewrites):
+            return None
+        # remembered as "no sweep" first: a sweep cut off by the step's time limit is not
+        # tried again by every later step
+        hit = sweeps[loss] = _Gradients(None, len(definitions), free)
+        own = Translator(calculus=definitions)
+        memo: dict = {}
+        try:
+            reached = _sweep(own, loss, lambda e: _mentions_free(e, definitions, memo),
+                             lambda e: e.op == "sym" and e not in definitions)
+        except (Unsupported, BudgetError, RecursionError, Undefined, ShapeError):
+            reached = None  # the per-variable sweep decides (and reports) what it meets
+        if reached is not None and not own.conditions:
+            grads = {}
+            for x, parts in reached.items():
+                total = parts[0][0]
+                for g, _ in parts[1:]:
+                    total = add(total, g)
+                grads[x] = (total, any(k for _, k in parts))
+            hit = sweeps[loss] = _Gradients(grads, len(definitions), free)
+    if tr.rewrites and any(s in hit.free for s in tr.rewrites):
+        return None
+    return hit.grads
+
+
+def _closure_symbols(t: Term, definitions: dict) -> set:
+    """The symbols ``t`` reaches through definitions (the defined ones included)."""
+    seen, stack = set(), [t]
+    while stack:
+        for x in T.symbols(stack.pop()):
+            if x not in seen:
+                seen.add(x)
+                if x in definitions:
+                    stack.append(definitions[x])
+    return seen
+
+
+def _mentions_free(t: Term, definitions: dict, memo: dict) -> bool:
+    """Does ``t`` reach a free symbol (through definitions)? Constants receive nothing."""
+    for node in T.walk(t):
+        if node in memo:
+            continue
+        if node.op == "sym":
+            d = definitions.get(node)
+            memo[node] = True if d is None else _mentions_free(d, definitions, memo)
+        else:
+            memo[node] = any(memo.get(k, False) for k in node.args)
+    return memo[t]
 
 
 def _derivative_of_call(tr: Translator, e: Term, depends) -> sp.Expr:
