@@ -176,3 +176,19 @@ def test_width_one_layers_work(activation):
     # SymPy's ElementwiseApplyFunction calls f on a 1x1 matrix itself; symnet must not
     result = collapse(Network.dense([2, 1, 1], activation))
     assert result.witness is not None
+
+
+def test_beyond_the_closed_form_depth_the_result_is_stated_in_the_named_intermediates():
+    from symnet.networks.collapse import CLOSED_FORM_MAX
+
+    net = Network.dense([2] * (CLOSED_FORM_MAX + 2))
+    result = collapse(net)
+    assert result.verdict == "proved" and result.collapsible
+    last = result.derivation.chains[-1]
+    assert last.title == "Collapsed map"
+    assert f"W'_{{{CLOSED_FORM_MAX + 1}}}" in str(last.steps[-1].expr)
+    # the closed forms are still the result's W' and b', cross-checked numerically
+    assert result.numeric_ok and len(result.b.args) == CLOSED_FORM_MAX + 1
+    unfolded = collapse(Network.dense([2] * 8), style="induction", unfold=False)
+    assert unfolded.derivation.chains[-1].title == "Collapsed map" and unfolded.verdict == "proved"
+    assert collapse(Network.dense([2] * 8), style="induction").derivation.chains[-1].title == "Closed form"

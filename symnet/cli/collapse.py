@@ -120,6 +120,10 @@ def register(subparsers) -> None:
                         "of the align* fragment")
     p.add_argument("--style", choices=("auto", "chain", "induction"), default="auto",
                    help="textbook chain, per-layer induction, or auto (chain up to depth 6)")
+    p.add_argument("--closed-form", action="store_true",
+                   help="derive the closed form of W' and b' by unfolding the recursion however deep "
+                        "(by default only up to 128 layers: b' has a number of factors that grows "
+                        "with the square of the depth; beyond, the named W'_L, b'_L are the result)")
     p.add_argument("--general", action="store_true",
                    help="also print the general n-layer statement proved by induction")
     p.add_argument("--entries", action="store_true",
@@ -153,7 +157,7 @@ def run(args: argparse.Namespace) -> int:
     if args.net is not None or args.layers is None:
         return run_layers(args)
     net = network_from_args(args)
-    result = collapse(net, style=args.style, seed=args.seed)
+    result = collapse(net, style=args.style, seed=args.seed, unfold=True if args.closed_form else None)
     if args.convention != "row":
         import dataclasses
 

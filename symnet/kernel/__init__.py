@@ -147,6 +147,7 @@ class Context:
         self.judge = Judge(self.term_definitions, trials=trials, seed=seed)
         self._parent: dict = {}
         self._full = Translator(definitions=self.term_definitions)
+        self._mentioned: set = set()  # every symbol some definition's body mentions
         self._sweeps: dict = {}  # every gradient of a loss from one sweep, shared by the steps
         self._reader = Reader()  # one per context: two SymPy symbols may not share a name
 
@@ -178,12 +179,16 @@ class Context:
         if s.shape != e.shape and not ({s.shape, e.shape} <= {None, (1, 1)}):
             raise ShapeError(f"{s.value} is {terms.fmt_shape(s.shape)} but its definition is "
                              f"{terms.fmt_shape(e.shape)}")
-        if s in _reachable_symbols(e, self.term_definitions):
+        body = terms.symbols(e)
+        # a new name can be reached from e only through e itself or a definition that
+        # mentions it: the full search is needed only then
+        if (s in body or s in self._mentioned) and s in _reachable_symbols(e, self.term_definitions):
             raise ShapeError(f"definition of {s.value} refers to itself")
         if isinstance(s.value, terms.InvertibleName) and not terms.is_invertible(e):
             raise ShapeError(f"{s.value} is declared invertible, so it can be defined only as a product of "
                              "invertible matrices")
         self.term_definitions[s] = e
+        self._mentioned |= body
         self.definitions[sym] = expr
         self._union(s, e)
         return sym

@@ -370,10 +370,12 @@ class _Ctx:
         return r
 
     def _prepare(self, t: Term) -> None:
-        for s in self.J._topo(t):
-            if s in self.defs or s in self.over:
-                continue
-            if self.base is not None and not any(self.J._depends(s, k) for k in self.new_keys):
+        def known(s):  # evaluated already, overridden, or shared from the base context
+            return s in self.defs or s in self.over or (
+                self.base is not None and not any(self.J._depends(s, k) for k in self.new_keys))
+
+        for s in self.J._topo_until(t, known):
+            if known(s):
                 continue
             try:
                 self.defs[s] = self.ev(self.J.definitions[s])
@@ -1702,17 +1704,28 @@ class Judge:
 
     def _scan(self, roots):
         """Free symbols (sorted), named dims (sorted), opaque functions, all shapes."""
+        free, dims, fns, shapes = self._scan_sets(roots)
+        return sorted(free, key=_sym_key), sorted(dims), fns, shapes
+
+    def _scan_sets(self, roots):
+        """What ``_scan`` gives, as sets (sorting a deep network's symbols on every step
+        would cost more than the step)."""
         self._note_new_definitions()
         free, dims, fns, shapes = set(), set(), {}, set()
         for root in roots:
-            parts = [self._scan_one(root)]
-            parts += [self._closure(s) for s in self._scan_one(root)[0] if s in self.definitions]
-            for syms, d, f, sh in parts:
-                free.update(x for x in syms if x not in self.definitions)
-                dims |= d
-                fns.update(f)
-                shapes |= sh
-        return sorted(free, key=_sym_key), sorted(dims), fns, shapes
+            syms, d, f, sh = self._scan_one(root)
+            free.update(x for x in syms if x not in self.definitions)
+            dims |= d
+            fns.update(f)
+            shapes |= sh
+            for s in syms:
+                if s in self.definitions:
+                    cfree, d, f, sh = self._closure(s)
+                    free |= cfree
+                    dims |= d
+                    fns.update(f)
+                    shapes |= sh
+        return free, dims, fns, shapes
 
     def _note_new_definitions(self) -> None:
         """Forget what the closures said of a symbol that has been defined since."""
@@ -1728,17 +1741,45 @@ class Judge:
         hit = self._closure_cache.get(s)
         if hit is not None:
             return hit
-        syms, dims, fns, shapes = set(), set(), {}, set()
-        for t in [s] + self._topo(s):
-            ts, d, f, sh = self._scan_one(self.definitions[t])
-            syms |= ts
-            dims |= d
-            fns.update(f)
-            shapes |= sh
-        hit = (frozenset(syms), frozenset(dims), fns, frozenset(shapes))
-        self._closure_cache[s] = hit
-        self._closure_free.update(x for x in syms if x not in self.definitions)
-        return hit
+        # dependencies first, stopping at those already known: each definition is scanned
+        # once, however deep the chain of definitions above it
+        for t in self._topo_until(s, self._closure_cache.__contains__):
+            ts, dims, fns, shapes = self._scan_one(self.definitions[t])
+            free, dims, fns, shapes = set(x for x in ts if x not in self.definitions), set(dims), dict(fns), set(shapes)
+            for dep in self._direct(t):
+                cf, d, f, sh = self._closure_cache[dep]
+                free |= cf
+                dims |= d
+                fns.update(f)
+                shapes |= sh
+            hit = (frozenset(free), frozenset(dims), fns, frozenset(shapes))
+            self._closure_cache[t] = hit
+            self._closure_free.update(hit[0])
+        return self._closure_cache[s]
+
+    def _topo_until(self, root: Term, known) -> list:
+        """The defined symbols ``root`` needs (itself included), dependencies first, not
+        descending into those ``known`` says are done."""
+        if known(root):
+            return []
+        order, state = [], {root: 1}
+        stack = [(root, iter(self._direct(root)))]
+        while stack:
+            s, it = stack[-1]
+            nxt = next(it, None)
+            if nxt is None:
+                stack.pop()
+                state[s] = 2
+                order.append(s)
+            elif nxt not in state:
+                if known(nxt):
+                    state[nxt] = 2
+                    continue
+                state[nxt] = 1
+                stack.append((nxt, iter(self._direct(nxt))))
+            elif state[nxt] == 1:
+                raise _NoEvidence(f"the definitions of {nxt.value} are circular")
+        return order
 
     def _scan_one(self, root: Term) -> tuple:
         """The symbols, named dims, opaque functions and shapes of one term (remembered:
@@ -1798,7 +1839,7 @@ class Judge:
 
     def _compare(self, lhs: Term, rhs: Term, precise: bool) -> Opinion:
         try:
-            free, dimnames, fns, shapes = self._scan([lhs, rhs])
+            free, dimnames, fns, shapes = self._scan_sets([lhs, rhs])
         except _NoEvidence as exc:
             return Opinion(0, True, 0.0, None, f"no instance could be evaluated: {exc}")
         directional = lhs.op == "grad" or rhs.op == "grad"
@@ -1901,8 +1942,9 @@ class Judge:
             scalar = directional_only or lhs.shape is None
             d = float(np.max(diff))
             cex = {
-                "values": {s.value: _nested(inst.values.get(s), s.shape is None) for s in free},
-                "dims": {d: inst.dims[d] for d in dimnames},
+                "values": {s.value: _nested(inst.values.get(s), s.shape is None)
+                           for s in sorted(free, key=_sym_key)},
+                "dims": {d: inst.dims[d] for d in sorted(dimnames)},
                 "lhs": _nested(vl, scalar),
                 "rhs": _nested(vr, scalar),
                 "difference": d,

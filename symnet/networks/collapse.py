@@ -31,6 +31,10 @@ from symnet.notes.derivation import Chain, ChainBuilder, Derivation
 
 #: ``style="auto"`` prints the full textbook chain up to this depth.
 AUTO_CHAIN_MAX = 6
+#: deepest affine run whose closed form ``b' = sum_k b_k W_{k+1} ... W_L`` is derived by
+#: default (its size grows with the square of the depth; beyond this the named
+#: intermediates ``W'_L, b'_L`` of the induction are the collapsed map)
+CLOSED_FORM_MAX = 128
 #: The numeric cross-check passes when ``max |x W' + b' - forward(x)| / max |forward(x)|``
 #: is at most this (an absolute error means nothing at depth 100, where entries reach 1e40).
 REL_TOL = 1e-8
@@ -309,8 +313,10 @@ def _textbook_chain(net: Network, ctx: Context, first: int, last: int, Wp, bp) -
     return chain.build()
 
 
-def _induction_chains(net: Network, ctx: Context, first: int, last: int, Wp, bp) -> list[Chain]:
-    """One chain per layer with named ``W'_k, b'_k`` (linear in depth), then the closed forms."""
+def _induction_chains(net: Network, ctx: Context, first: int, last: int, Wp, bp,
+                      unfold: bool = True) -> list[Chain]:
+    """One chain per layer with named ``W'_k, b'_k`` (linear in depth), then the closed forms
+    (``unfold``) or the collapsed map in the named intermediates."""
     inp = net.h(first - 1)
     n_in = inp.cols
     chains = []
@@ -353,6 +359,13 @@ def _induction_chains(net: Network, ctx: Context, first: int, last: int, Wp, bp)
             break
         prev_W, prev_b = Wk, bk
     if lemma is None:  # an unproved layer: the closed form cannot be reached by induction
+        return chains
+    if not unfold:
+        named = ChainBuilder(ctx, net.h(last), title="Collapsed map")
+        named.step(matadd(matmul(inp, prev_W), prev_b),
+                   f"the induction above: W' = {prev_W.name}, b' = {prev_b.name} (not unfolded into "
+                   f"the closed form beyond {CLOSED_FORM_MAX} layers; --closed-form does)", uses=[lemma])
+        chains.append(named.build())
         return chains
     # closed forms
     closed = ChainBuilder(ctx, net.h(last), title="Closed form")
@@ -454,11 +467,18 @@ def _confirm_witness(net: Network, weights: dict, a: np.ndarray, b: np.ndarray, 
     return 50 if diff > gap / 2 else 0
 
 
-def collapse(net: Network, style: str = "auto", trials: int = 3, seed: int = 0) -> CollapseResult:
+def collapse(net: Network, style: str = "auto", trials: int = 3, seed: int = 0,
+             unfold: bool | None = None) -> CollapseResult:
     """Collapse every maximal run of affine layers; for a nonlinear network, find a witness.
 
-    ``style`` is ``"auto"``, ``"chain"`` or ``"induction"`` (see the module doc).  A layer
-    network (:class:`~symnet.networks.layers.Sequential`) is collapsed by
+    ``style`` is ``"auto"``, ``"chain"`` or ``"induction"`` (see the module doc).
+    ``unfold``: whether the induction style also derives the closed form of ``W'``
+    and ``b'`` by unfolding the recursion (default: for runs of at most
+    ``CLOSED_FORM_MAX`` layers; the closed form of ``b'`` has a number of factors that
+    grows with the square of the depth). Without it the proved result is stated with the
+    named intermediates, ``y = x W'_L + b'_L``; ``result.W``/``result.b`` are the closed
+    forms either way, cross-checked numerically. A layer network
+    (:class:`~symnet.networks.layers.Sequential`) is collapsed by
     :func:`symnet.networks.layer_algebra.collapse_layers`.
     """
     from symnet.networks.layers import Sequential
@@ -484,7 +504,8 @@ def collapse(net: Network, style: str = "auto", trials: int = 3, seed: int = 0) 
         if use_chain:
             chains.append(_textbook_chain(net, ctx, first, last, Wp, bp))
         else:
-            chains.extend(_induction_chains(net, ctx, first, last, Wp, bp))
+            deep = last - first + 1 > CLOSED_FORM_MAX
+            chains.extend(_induction_chains(net, ctx, first, last, Wp, bp, not deep if unfold is None else unfold))
         segments.append(Segment(first, last, W, b))
     collapsible = net.is_affine
     notes = []
