@@ -551,6 +551,16 @@ def elementwise(body: sp.Expr, arg: NF) -> NF:
     k = arg.terms[lead]
     if k.is_Rational and k != 1:
         body, arg = body.xreplace({_Z: k * _Z}), scale(arg, 1 / k)
+    if body.is_Pow and body.base == _Z and body.exp.is_Integer and len(arg.terms) == 1:
+        (w, k), = arg.terms.items()
+        if k == 1 and len(w) == 1 and w[0][0] == "fn":
+            # an integer power of an entrywise function is one function, f(A)^k = (f^k)(A),
+            # as the Hadamard product of k copies is (so 1/sqrt(A) is sqrt(A)^-1)
+            return elementwise(w[0][1] ** body.exp, _thaw(w[0][2]))
+    coeff, rest = body.as_coeff_Mul()
+    if coeff != 1 and rest.has(_Z) and coeff.is_Rational:
+        # a constant factor of the body comes out: (z -> c g(z))(A) = c g(A)
+        return scale(elementwise(rest, arg), coeff)
     if not body.has(sp.Piecewise, sp.Max, sp.Min, sp.Heaviside, sp.Abs, sp.Function):
         try:
             poly = sp.Poly(sp.expand(body), _Z)
@@ -983,6 +993,8 @@ class Translator:
             base, k = self.nf(a[0]), int(a[1].value)
             if k > MAX_POWER:
                 raise Unsupported(f"Hadamard power {k}")
+            if k < 0:  # an entrywise negative power: the function z^k of each entry
+                return elementwise(_Z ** k, base)
             result = ones(r, c)
             for _ in range(k):
                 result = hadamard(result, base)
@@ -1369,9 +1381,12 @@ def _sweep(tr: Translator, loss: Term, depends, target) -> dict:
             if k == 0:
                 return
             base = tr.nf(a[0])
-            power = ones(*base.shape)
-            for _ in range(k - 1):
-                power = hadamard(power, base)
+            if k < 0:  # k A^(k-1), entry by entry
+                power = elementwise(_Z ** (k - 1), base)
+            else:
+                power = ones(*base.shape)
+                for _ in range(k - 1):
+                    power = hadamard(power, base)
             push(a[0], scale(hadamard(g, power), k), kink)
         elif op == "pow" and not e.is_matrix:
             if depends(a[1]):

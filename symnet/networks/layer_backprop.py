@@ -14,11 +14,21 @@ stated rule with its reverse mode and the judge by finite differences:
   ``dL/dgamma = delta (.) (h - mu) (.) s / gamma``-free form ``delta (.) xhat``;
 * a residual block adds the skip: ``dL/dh = delta + delta W^T``;
 * an activation: ``dL/dz = delta (.) f'(z)``;
-* attention, for fixed scores ``S``: ``dL/dV = S^T delta``.
+* batch norm with batch statistics (training), over the ``m`` rows each channel's
+  statistics run over: ``dL/dX = (1/m) s (.) (m g - 1 1^T g - xhat (.) 1 1^T (g (.) xhat))``
+  with ``g = delta (.) gamma`` and ``s = 1/sqrt(var + eps)``; ``dL/dgamma = 1^T (delta (.) xhat)``;
+* layer norm, the same over each row's ``n`` features;
+* attention through the row softmax: ``dP = delta V^T``, ``dS = P (.) (dP - (dP (.) P) 1 1^T)``,
+  ``dL/dW_Q = X^T dS K / sqrt(d_k)``, ``dL/dW_K = X^T dS^T Q / sqrt(d_k)``,
+  ``dL/dW_V = X^T P^T delta`` and ``dL/dX`` the sum of the three paths;
+* max pooling: a window's maximum is a running maximum, ``max(a, b) = relu(b - a) + a``,
+  so delta goes to ``b`` where ``b > a`` and to ``a`` otherwise (ties to the first, as
+  PyTorch); a window of ``k`` is ``k - 1`` such steps;
+* embedding: ``Y = O E`` with ``O`` the one-hot rows of the token ids, so
+  ``dL/dE = O^T delta``: each token's delta added into its row.
 
-Max pooling, layer norm, batch norm with batch statistics and the softmax inside
-attention are differentiated numerically only (``layer_numeric.backward``, checked
-against PyTorch in the tests); their chains say so.
+The transposed convolution is differentiated numerically (``layer_numeric.backward``,
+checked against PyTorch in the tests); its note says so.
 """
 
 from __future__ import annotations
@@ -40,7 +50,14 @@ from symnet.networks.layers import (
     BatchNorm,
     Conv1d,
     Conv2d,
+    Dropout,
+    Embedding,
+    Flatten,
+    LayerNorm,
     Linear,
+    MaxPool1d,
+    MaxPool2d,
+    Reshape,
     Residual,
     Sequential,
 )
@@ -208,12 +225,132 @@ def _activation(ctx: Context, layer: Activation, n: int, l: int) -> list[Chain]:
     return [chain.build()]
 
 
-def _attention(ctx: Context, shape: tuple, l: int) -> list[Chain]:
+def _attention(ctx: Context, layer: Attention, shape: tuple, l: int) -> list[Chain]:
+    """Through the row softmax: every weight's gradient and the input's, from the local
+    loss ``tr(delta^T P V)`` with ``P = softmax(Q K^T / sqrt(d_k))`` written out as
+    ``exp(S) (.) ((exp(S) 1)^-1 1^T)``."""
     tokens, d = shape
-    S, V, delta = T.matrix(f"S{l}", tokens, tokens), T.matrix(f"V{l}", tokens, d), T.matrix(f"delta{l}", tokens, d)
-    loss = T.trace(T.mul(T.transpose(delta), S, V))
-    chain = ChainBuilder(ctx, T.grad(loss, V), title=f"Layer {l} (attention, for fixed scores S): the value path")
-    chain.step(T.mul(T.transpose(S), delta), "chain rule")
+    dk = layer.d_k or d
+    X, WQ, WK, WV = (T.matrix(f"{v}{l}", *sh) for v, sh in [("X", (tokens, d)), ("W_Q", (d, dk)), ("W_K", (d, dk)),
+                                                            ("W_V", (d, d))])
+    delta = T.matrix(f"delta{l}", tokens, d)
+    one = T.ones(tokens, 1)
+    Q, K, V = T.matrix(f"Q{l}", tokens, dk), T.matrix(f"K{l}", tokens, dk), T.matrix(f"V{l}", tokens, d)
+    S, P = T.matrix(f"S{l}", tokens, tokens), T.matrix(f"P{l}", tokens, tokens)
+    scale = T.div(T.num(1), T.prim("sqrt", T.num(dk)))
+    ctx.define(Q, T.mul(X, WQ))
+    ctx.define(K, T.mul(X, WK))
+    ctx.define(V, T.mul(X, WV))
+    ctx.define(S, T.mul(scale, Q, T.transpose(K)))
+    ctx.define(P, T.hadamard(T.prim("exp", S), T.mul(T.hadamard_power(T.mul(T.prim("exp", S), one), -1),
+                                                     T.transpose(one))))
+    loss = T.scalar(f"L{l}")
+    ctx.define(loss, T.trace(T.mul(T.transpose(delta), P, V)))
+    dP, dS = T.matrix(f"dP{l}", tokens, tokens), T.matrix(f"dS{l}", tokens, tokens)
+    dQ, dK, dV = T.matrix(f"dQ{l}", tokens, dk), T.matrix(f"dK{l}", tokens, dk), T.matrix(f"dV{l}", tokens, d)
+    ctx.define(dP, T.mul(delta, T.transpose(V)))
+    ctx.define(dS, T.hadamard(P, T.sub(dP, T.mul(T.mul(T.hadamard(dP, P), one), T.transpose(one)))))
+    ctx.define(dQ, T.mul(scale, dS, K))
+    ctx.define(dK, T.mul(scale, T.transpose(dS), Q))
+    ctx.define(dV, T.mul(T.transpose(P), delta))
+    chains = []
+    for wrt, rule, uses, why in [
+            (WV, T.mul(T.transpose(X), dV), [dV], "dL/dW_V = X^T P^T delta"),
+            (WQ, T.mul(T.transpose(X), dQ), [dQ, dS, dP], "dL/dW_Q = X^T dS K / sqrt(d_k), dS through the softmax"),
+            (WK, T.mul(T.transpose(X), dK), [dK, dS, dP], "dL/dW_K = X^T dS^T Q / sqrt(d_k)"),
+            (X, T.add(T.mul(dQ, T.transpose(WQ)), T.mul(dK, T.transpose(WK)), T.mul(dV, T.transpose(WV))),
+             [dQ, dK, dV, dS, dP], "dL/dX: the query, key and value paths")]:
+        chain = ChainBuilder(ctx, T.grad(loss, wrt), title=f"Layer {l} (attention): {why}")
+        chain.step(rule, "chain rule through the row softmax", uses=uses)
+        if not chains:  # the definitions, once
+            chain.where.extend((v, ctx.term_definitions[v]) for v in (loss, Q, K, V, S, P, dP, dS, dQ, dK, dV))
+        chains.append(chain.build())
+    return chains
+
+
+def _normalisation(ctx: Context, l: int, over_rows: bool, what: str) -> list[Chain]:
+    """Batch norm with batch statistics (``over_rows``: each of the c columns' statistics
+    over the m rows) or layer norm (each of the m rows' over its n columns), for any sizes:
+    the gradient through the mean and the biased variance."""
+    rows, cols = ("m", "c") if over_rows else ("m", "n")
+    X, delta = T.matrix(f"X{l}", rows, cols), T.matrix(f"delta{l}", rows, cols)
+    gamma, beta = T.matrix(f"gamma{l}", 1, cols), T.matrix(f"beta{l}", 1, cols)
+    eps = T.scalar("epsilon", positive=True)
+    o_r, o_c = T.ones(rows, 1), T.ones(cols, 1)
+    count = T.dimension(rows if over_rows else cols)
+    inv = T.div(T.num(1), count)
+    stat = (1, cols) if over_rows else (rows, 1)
+    mu, var, s = (T.matrix(f"{v}{l}", *stat) for v in ("mu", "var", "s"))
+    C, xhat = T.matrix(f"C{l}", rows, cols), T.matrix(f"xhat{l}", rows, cols)
+
+    def mean(E):  # the mean each statistic takes
+        return T.mul(inv, T.transpose(o_r), E) if over_rows else T.mul(inv, E, o_c)
+
+    def spread(v):  # a statistic repeated over what it was taken over
+        return T.mul(o_r, v) if over_rows else T.mul(v, T.transpose(o_c))
+
+    ctx.define(mu, mean(X))
+    ctx.define(C, T.sub(X, spread(mu)))
+    ctx.define(var, mean(T.hadamard(C, C)))
+    ctx.define(s, T.hadamard_power(T.prim("sqrt", T.add(var, T.mul(eps, T.ones(*stat)))), -1))
+    ctx.define(xhat, T.hadamard(C, spread(s)))
+    loss = T.scalar(f"L{l}")
+    ctx.define(loss, T.trace(T.mul(T.transpose(delta), T.add(T.hadamard(xhat, T.mul(o_r, gamma)), T.mul(o_r, beta)))))
+    g = T.hadamard(delta, T.mul(o_r, gamma))
+    dgamma, dbeta = T.mul(T.transpose(o_r), T.hadamard(delta, xhat)), T.mul(T.transpose(o_r), delta)
+    if over_rows:  # the sums over the batch are dbeta and dgamma, scaled by gamma
+        dX = T.mul(inv, T.hadamard(spread(s), T.sub(T.sub(T.mul(count, g), T.mul(o_r, T.hadamard(dbeta, gamma))),
+                                                     T.hadamard(xhat, T.mul(o_r, T.hadamard(dgamma, gamma))))))
+        why = "dL/dX = (1/m) s (.) (m g - dbeta (.) gamma - xhat (.) (dgamma (.) gamma)), g = delta (.) gamma"
+    else:  # the sums over each row's features
+        def total(E):
+            return T.mul(T.mul(E, o_c), T.transpose(o_c))
+
+        dX = T.mul(inv, T.hadamard(spread(s), T.sub(T.sub(T.mul(count, g), total(g)),
+                                                     T.hadamard(xhat, total(T.hadamard(g, xhat))))))
+        why = "dL/dX = (1/n) s (.) (n g - g 1 1^T - xhat (.) (g (.) xhat) 1 1^T), g = delta (.) gamma"
+    chains = []
+    for wrt, rule, text in [(X, dX, why), (gamma, dgamma, "dL/dgamma = 1^T (delta (.) xhat)"),
+                            (beta, dbeta, "dL/dbeta = 1^T delta")]:
+        chain = ChainBuilder(ctx, T.grad(loss, wrt), title=f"Layer {l} ({what}): {text}")
+        chain.step(rule, "chain rule through the mean and the variance", uses=[mu, C, var, s, xhat])
+        if not chains:  # the definitions, once
+            chain.where.extend((v, ctx.term_definitions[v]) for v in (loss, mu, C, var, s, xhat))
+        chains.append(chain.build())
+    return chains
+
+
+_RELU = T.Fn("relu", formula=T.piecewise((T.var(), T.relation("gt", T.var(), T.num(0))),
+                                         (T.num(0), T.logic("true"))))
+
+
+def _above(u: T.Term) -> T.Term:
+    """``[u > 0]``: 1 where u is positive, else 0."""
+    return T.piecewise((T.num(1), T.relation("gt", u, T.num(0))), (T.num(0), T.logic("true")))
+
+
+def _maxpool(ctx: Context, l: int) -> list[Chain]:
+    """A window's maximum as a running maximum: the two-entry step ``max(a, b) =
+    relu(b - a) + a`` routes delta to the larger entry (to the first on a tie)."""
+    a, b, d = T.scalar(f"a{l}"), T.scalar(f"b{l}"), T.scalar(f"delta{l}")
+    m = T.scalar(f"m{l}")
+    ctx.define(m, T.add(T.apply(_RELU, T.sub(b, a)), a))
+    loss = T.mul(d, m)
+    chains = []
+    for wrt, rule, why in [(b, T.mul(d, _above(T.sub(b, a))), "delta goes to b where b > a"),
+                           (a, T.mul(d, T.sub(T.num(1), _above(T.sub(b, a)))), "and to a otherwise (ties: the first)")]:
+        chain = ChainBuilder(ctx, T.diff(loss, wrt), title=f"Layer {l} (max pooling, max(a, b) = relu(b - a) + a): {why}")
+        chain.step(rule, "chain rule, relu' = [u > 0]", uses=[m])
+        chains.append(chain.build())
+    return chains
+
+
+def _embedding(ctx: Context, layer: Embedding, tokens: int, l: int) -> list[Chain]:
+    O = T.matrix(f"O{l}", tokens, layer.vocabulary)
+    E, delta = T.matrix(f"E{l}", layer.vocabulary, layer.dim), T.matrix(f"delta{l}", tokens, layer.dim)
+    loss = T.trace(T.mul(T.transpose(delta), O, E))
+    chain = ChainBuilder(ctx, T.grad(loss, E), title=f"Layer {l} (embedding, Y = O E with O the one-hot rows of the ids)")
+    chain.step(T.mul(T.transpose(O), delta), "chain rule: each token's delta added into its row of E")
     return [chain.build()]
 
 
@@ -239,15 +376,32 @@ def derive_backprop(net: Sequential) -> Derivation:
             chains += _avgpool(ctx, layer, shape, l)
         elif isinstance(layer, BatchNorm) and not layer.training:
             chains += _batchnorm(ctx, n, l)
+        elif isinstance(layer, BatchNorm):
+            chains += _normalisation(ctx, l, True, "batch norm, batch statistics")
+            notes.append(f"layer {l} (batch norm, training): derived for any sizes; here the c = {shape[0]} "
+                         "channels' statistics run over the m = batch (x length) values of each; "
+                         "s = 1/sqrt(var + epsilon)")
+        elif isinstance(layer, LayerNorm):
+            chains += _normalisation(ctx, l, False, "layer norm")
+            notes.append(f"layer {l} (layer norm): derived for any sizes; here each of the m rows (examples, "
+                         f"tokens) is normalised over its n = {shape[-1]} features; s = 1/sqrt(var + epsilon)")
+        elif isinstance(layer, (MaxPool1d, MaxPool2d)):
+            chains += _maxpool(ctx, l)
+            notes.append(f"layer {l} ({layer.spec()}): each window's maximum is a running maximum of two-entry steps, "
+                         "each routing delta as shown")
+        elif isinstance(layer, Embedding):
+            chains += _embedding(ctx, layer, shape[0], l)
         elif isinstance(layer, Residual) and len(layer.block) == 1 and isinstance(layer.block[0], Linear) \
                 and len(shape) == 1:
             chains += _residual(ctx, n, l)
         elif isinstance(layer, Activation) and layer.name == "tanh":
             chains += _activation(ctx, layer, n, l)
         elif isinstance(layer, Attention):
-            chains += _attention(ctx, shape, l)
-            notes.append(f"layer {l} (attention): the gradient through the softmax scores is numeric "
-                         "(layer_numeric.backward, checked against PyTorch)")
+            chains += _attention(ctx, layer, shape, l)
+        elif isinstance(layer, (Flatten, Reshape, Dropout)):
+            notes.append(f"layer {l} ({layer.spec()}): moves entries only (dropout at inference is the identity); "
+                         "its delta is the next layer's, reshaped back")
         else:
-            notes.append(f"layer {l} ({layer.spec()}): differentiated numerically (layer_numeric.backward)")
+            notes.append(f"layer {l} ({layer.spec()}): differentiated numerically (layer_numeric.backward, "
+                         "checked against PyTorch in the tests)")
     return Derivation(f"Backprop through {net.spec()}", tuple(chains), tuple(notes))
