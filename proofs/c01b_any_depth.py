@@ -1,4 +1,5 @@
 """C1 for every depth: the general n-layer statement by induction, and deep stacks collapsed."""
+# seconds: 0.4  (a hint for spreading the proofs over processes)
 
 from symnet.networks.collapse import collapse, induction
 from symnet.networks.composer import Network

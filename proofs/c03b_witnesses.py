@@ -1,4 +1,5 @@
 """C3: linear stacks satisfy the affine identity; every nonlinear activation breaks it (witnesses)."""
+# seconds: 0.25  (a hint for spreading the proofs over processes)
 
 import sympy as sp
 

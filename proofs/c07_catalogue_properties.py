@@ -1,5 +1,5 @@
 """C7: range, continuity and differentiability of every catalogue activation, derived."""
-# seconds: 1.3  (derives the whole catalogue; a hint for spreading proofs over processes)
+# seconds: 1.5  (derives the whole catalogue; a hint for spreading proofs over processes)
 
 import math
 

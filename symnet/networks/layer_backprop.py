@@ -27,8 +27,15 @@ stated rule with its reverse mode and the judge by finite differences:
 * embedding: ``Y = O E`` with ``O`` the one-hot rows of the token ids, so
   ``dL/dE = O^T delta``: each token's delta added into its row.
 
-The transposed convolution is differentiated numerically (``layer_numeric.backward``,
-checked against PyTorch in the tests); its note says so.
+* transposed convolution: its input gradient is an ordinary convolution of delta with the
+  same kernel, stride and padding (``delta M^T = delta C``).
+
+* a residual block of linear layers and activations: ``delta`` plus delta sent back
+  through the block by each layer's rule.
+
+A residual block with other layers inside (a convolution, say) is differentiated
+numerically (``layer_numeric.backward``, checked against PyTorch in the tests); its
+note says so.
 """
 
 from __future__ import annotations
@@ -42,6 +49,7 @@ from symnet.networks.layer_algebra import (
     conv_matrix,
     conv_taps,
     entry_name,
+    tap_name,
 )
 from symnet.networks.layers import (
     Activation,
@@ -50,6 +58,7 @@ from symnet.networks.layers import (
     BatchNorm,
     Conv1d,
     Conv2d,
+    ConvTranspose1d,
     Dropout,
     Embedding,
     Flatten,
@@ -163,6 +172,38 @@ def _flipped_correlation(layer, in_shape: tuple, kernel: str) -> T.Term:
     return T.explicit(rows)
 
 
+def _convtranspose(ctx: Context, layer: ConvTranspose1d, in_shape: tuple, l: int) -> list[Chain]:
+    """The input gradient of a transposed convolution is an ordinary convolution of delta
+    with the same kernel (stride and padding alike): ``delta M^T = delta C``."""
+    c_in, n = in_shape
+    o_ch, m = layer.output_shape(in_shape)
+    one = (c_in, o_ch) == (1, 1)
+
+    def tap(c: int, o: int, j: int) -> T.Term:
+        return T.scalar(tap_name(f"K{l}", j) if one else tap_name(f"K{l}", c, o, j))
+
+    rows = [[T.num(0)] * (o_ch * m) for _ in range(c_in * n)]
+    for c in range(c_in):
+        for o in range(o_ch):
+            for j in range(layer.k):
+                for i in range(n):
+                    t = i * layer.stride + j - layer.padding
+                    if 0 <= t < m:
+                        rows[c * n + i][o * m + t] = tap(c, o, j)
+    M, C = T.matrix(f"M{l}", c_in * n, o_ch * m), T.matrix(f"C{l}", o_ch * m, c_in * n)
+    ctx.define(M, T.explicit(rows))
+    conv = Conv1d(k=layer.k, out_channels=c_in, stride=layer.stride, padding=layer.padding)
+    ctx.define(C, conv_matrix(conv, (o_ch, m), f"K{l}", taps=lambda o, c, j: tap(o, c, j)))
+    h, delta = T.matrix(f"h{l - 1}", 1, c_in * n), T.matrix(f"delta{l}", 1, o_ch * m)
+    chain = ChainBuilder(ctx, T.grad(_local(delta, T.mul(h, M)), h),
+                         title=f"Layer {l} ({layer.spec()}): the input gradient is a convolution of delta "
+                               "with the same kernel")
+    chain.step(T.mul(delta, T.transpose(M)), "chain rule")
+    chain.step(T.mul(delta, C), f"definition of C{l}: conv1d(k={layer.k}, stride={layer.stride}, "
+                                f"padding={layer.padding}) with kernel K{l}", uses=[M, C])
+    return [chain.build()]
+
+
 def _avgpool(ctx: Context, layer: AvgPool1d, in_shape: tuple, l: int) -> list[Chain]:
     c_in, n = in_shape
     _, m = layer.output_shape(in_shape)
@@ -211,17 +252,66 @@ def _residual(ctx: Context, n: int, l: int) -> list[Chain]:
     return [chain.build()]
 
 
-def _activation(ctx: Context, layer: Activation, n: int, l: int) -> list[Chain]:
-    if layer.name not in ("tanh", "sigmoid"):
-        return []
-    z = T.matrix(f"z{l}", 1, n)
-    delta = T.matrix(f"delta{l}", 1, n)
-    f = T.prim(layer.name, z) if layer.name == "tanh" else None
-    if f is None:
-        return []
-    loss = _local(delta, f)
-    chain = ChainBuilder(ctx, T.grad(loss, z), title=f"Layer {l} ({layer.name}): delta times the derivative")
-    chain.step(T.hadamard(delta, T.sub(T.ones(1, n), T.hadamard(f, f))), "chain rule, tanh' = 1 - tanh^2")
+def _residual_block(ctx: Context, block, n: int, l: int) -> list[Chain]:
+    """``h + F(h)`` with F a stack of linear layers and activations: the skip adds delta to
+    the delta sent back through F by each layer's rule, ``g W^T`` and ``g (.) f'(z)``."""
+    import sympy as sp
+
+    from symnet.kernel import Grad, elementwise_derivative
+    from symnet.networks.activations import parse_spec
+    from symnet.networks.composer import apply_elementwise, elementwise, matadd, matmul
+
+    h, delta = sp.MatrixSymbol(f"h{l - 1}", 1, n), sp.MatrixSymbol(f"delta{l}", 1, n)
+    cur, width, steps = h, n, []
+    for i, inner in enumerate(block, 1):
+        if isinstance(inner, Linear):
+            W, b = sp.MatrixSymbol(f"W{l}_{i}", width, inner.out), sp.MatrixSymbol(f"b{l}_{i}", 1, inner.out)
+            steps.append(("linear", W))
+            cur, width = matadd(matmul(cur, W), b), inner.out
+        else:
+            act = parse_spec(inner.name)
+            steps.append(("activation", (act, cur)))
+            cur = apply_elementwise(act, cur)
+    g = delta
+    for kind, data in reversed(steps):
+        if kind == "linear":
+            g = matmul(g, data.T)
+        else:
+            act, z = data
+            lam = elementwise_derivative(act.lam)
+            (var,) = lam.variables
+            if var in lam.expr.free_symbols:
+                g = sp.HadamardProduct(g, elementwise(lam, z))
+            elif lam.expr != 1:
+                g = sp.MatMul(lam.expr, g, evaluate=False)
+    loss = sp.MatMul(matadd(h, cur), delta.T)
+    chain = ChainBuilder(ctx, Grad(loss, h), title=f"Layer {l} (residual {' > '.join(x.spec() for x in block)}): "
+                                                   "the skip adds delta to what the block sends back")
+    chain.step(matadd(delta, g), "chain rule: delta, plus delta back through the block layer by layer")
+    return [chain.build()]
+
+
+def _activation(ctx: Context, layer: Activation, shape: tuple, l: int) -> list[Chain]:
+    """``dL/dz = delta (.) f'(z)`` for any catalogue activation, entry by entry (the
+    derivative the catalogue derives, with its convention at kinks)."""
+    import sympy as sp
+
+    from symnet.kernel import Grad, elementwise_derivative
+    from symnet.networks.activations import parse_spec
+    from symnet.networks.composer import apply_elementwise, elementwise
+
+    act = parse_spec(layer.name)
+    n = _size(shape)
+    z, delta = sp.MatrixSymbol(f"z{l}", 1, n), sp.MatrixSymbol(f"delta{l}", 1, n)
+    lam = elementwise_derivative(act.lam)
+    (var,) = lam.variables
+    if var not in lam.expr.free_symbols:  # a constant derivative (identity, affine)
+        rule = delta if lam.expr == 1 else sp.MatMul(lam.expr, delta, evaluate=False)
+    else:
+        rule = sp.HadamardProduct(delta, elementwise(lam, z))
+    loss = sp.MatMul(apply_elementwise(act, z), delta.T)
+    chain = ChainBuilder(ctx, Grad(loss, z), title=f"Layer {l} ({layer.name}): delta times the derivative")
+    chain.step(rule, f"chain rule, entry by entry: {layer.name}'(z)")
     return [chain.build()]
 
 
@@ -372,6 +462,14 @@ def derive_backprop(net: Sequential) -> Derivation:
                              f"of entries; F{l} that of dx_t = sum_m delta_(t+m-(k-1)) kflip_m with the flipped "
                              f"kernel kflip_m = k_(k-1-m) (per channel pair, stride, padding and dilation "
                              f"included); dL/dk_j = sum_i delta_i x_(i+j) is the correlation of input and delta")
+        elif isinstance(layer, ConvTranspose1d):
+            if n * _size(layer.output_shape(shape)) > MAX_EXPLICIT:
+                notes.append(f"layer {l} ({layer.spec()}): too large to write out; differentiated numerically")
+            else:
+                chains += _convtranspose(ctx, layer, shape, l)
+                notes.append(f"layer {l}: M{l} is the matrix of the transposed convolution "
+                             f"y_(o, i s + j - p) += x_(c, i) k_(c, o, j); C{l} that of the ordinary convolution "
+                             "dx_(c, i) = sum_(o, j) k_(c, o, j) delta_(o, i s + j - p)")
         elif isinstance(layer, AvgPool1d):
             chains += _avgpool(ctx, layer, shape, l)
         elif isinstance(layer, BatchNorm) and not layer.training:
@@ -394,8 +492,11 @@ def derive_backprop(net: Sequential) -> Derivation:
         elif isinstance(layer, Residual) and len(layer.block) == 1 and isinstance(layer.block[0], Linear) \
                 and len(shape) == 1:
             chains += _residual(ctx, n, l)
-        elif isinstance(layer, Activation) and layer.name == "tanh":
-            chains += _activation(ctx, layer, n, l)
+        elif isinstance(layer, Residual) and len(shape) == 1 and all(
+                isinstance(x, (Linear, Activation)) for x in layer.block):
+            chains += _residual_block(ctx, layer.block, n, l)
+        elif isinstance(layer, Activation):
+            chains += _activation(ctx, layer, shape, l)
         elif isinstance(layer, Attention):
             chains += _attention(ctx, layer, shape, l)
         elif isinstance(layer, (Flatten, Reshape, Dropout)):
