@@ -301,3 +301,27 @@ def test_a_residual_block_s_rule_is_proved_and_without_the_skip_refuted(block):
     without_skip = rule.args[1] if rule.args[0] == sp.MatrixSymbol("delta1", 1, 3) else rule.args[0]
     assert ctx.check(chain.lhs, without_skip).verdict == "refuted"
     assert isinstance(chain.lhs, Grad)
+
+
+@pytest.mark.parametrize("convention", ["column", "torch"])
+@pytest.mark.parametrize("net", [
+    Sequential([Linear(2), Activation("tanh"), Linear(1)], (3,)),
+    Sequential([Conv1d(k=2), Flatten(), Linear(1)], (1, 4)),
+    Sequential([BatchNorm(training=True), Linear(2)], (3,)),
+    Sequential([Attention()], (3, 2)),
+    Sequential([Residual([Linear(3), Activation("relu"), Linear(3)])], (3,)),
+    Sequential([ConvTranspose1d(k=2)], (1, 3)),
+], ids=lambda n: n.spec())
+def test_layer_backprop_in_the_column_and_torch_conventions_is_re_proved(net, convention):
+    d = LB.derive_backprop(net, convention)
+    assert d.ok and f"({convention} convention)" in d.title, d.to_text()
+
+
+def test_torch_convention_weight_gradients_have_the_weight_s_shape():
+    from symnet.render.printing import text
+
+    d = LB.derive_backprop(Sequential([Linear(2)], (3,)), "torch")
+    first = d.chains[0]
+    assert text(first.steps[-1].expr) == "delta1^T h0"  # (out, in), as weight.grad
+    col = LB.derive_backprop(Sequential([Linear(2)], (3,)), "column")
+    assert text(col.chains[2].steps[-1].expr) == "W1^T delta1"

@@ -285,7 +285,7 @@ def _run_layers(args: argparse.Namespace) -> int:
     if args.at is not None:
         raise SpecError("--at goes with --layers; a layer network's gradients are evaluated in Python "
                         "(symnet.networks.layer_numeric.backward)")
-    derivation = derive_backprop(layer_network_from_args(args))
+    derivation = derive_backprop(layer_network_from_args(args), getattr(args, "convention", "row"))
     if args.format == "json":
         out = to_json(derivation_dict(derivation))
     elif args.format == "latex":

@@ -444,8 +444,12 @@ def _embedding(ctx: Context, layer: Embedding, tokens: int, l: int) -> list[Chai
     return [chain.build()]
 
 
-def derive_backprop(net: Sequential) -> Derivation:
-    """Each layer's backprop rule, checked; numeric-only layers named in the notes."""
+def derive_backprop(net: Sequential, convention: str = "row") -> Derivation:
+    """Each layer's backprop rule, checked; numeric-only layers named in the notes.
+
+    ``convention``: ``row`` (``x W + b``, as derived), ``column`` (``W x + b``, W out x in)
+    or ``torch`` (``x W^T + b``, W of shape (out, in)); a translated derivation has every
+    step re-proved (:func:`symnet.networks.conventions.translate`)."""
     ctx = Context()
     chains: list[Chain] = []
     notes = []
@@ -505,4 +509,13 @@ def derive_backprop(net: Sequential) -> Derivation:
         else:
             notes.append(f"layer {l} ({layer.spec()}): differentiated numerically (layer_numeric.backward, "
                          "checked against PyTorch in the tests)")
-    return Derivation(f"Backprop through {net.spec()}", tuple(chains), tuple(notes))
+    derivation = Derivation(f"Backprop through {net.spec()}", tuple(chains), tuple(notes))
+    if convention != "row":
+        import dataclasses
+
+        from symnet.networks.conventions import translate
+
+        # the titles' formulas are the row convention's: keep only what they name
+        plain = tuple(dataclasses.replace(c, title=c.title.split(": dL/d")[0]) for c in derivation.chains)
+        return translate(dataclasses.replace(derivation, chains=plain), convention, dict(ctx.definitions))
+    return derivation
