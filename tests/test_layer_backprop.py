@@ -19,6 +19,7 @@ from symnet.networks.layer_algebra import conv_matrix, conv_taps, entry_name, ta
 from symnet.networks.layers import (
     Activation,
     AvgPool1d,
+    AvgPool2d,
     BatchNorm,
     Conv1d,
     Conv2d,
@@ -325,3 +326,19 @@ def test_torch_convention_weight_gradients_have_the_weight_s_shape():
     assert text(first.steps[-1].expr) == "delta1^T h0"  # (out, in), as weight.grad
     col = LB.derive_backprop(Sequential([Linear(2)], (3,)), "column")
     assert text(col.chains[2].steps[-1].expr) == "W1^T delta1"
+
+
+@pytest.mark.parametrize("layer,shape", [(AvgPool1d(k=2), (1, 4)), (AvgPool1d(k=3, stride=1), (2, 5)),
+                                         (AvgPool2d(k=2), (1, 4, 4)), (AvgPool2d(k=(2, 1), stride=(1, 2)), (2, 3, 4))],
+                         ids=lambda v: str(v))
+def test_the_proved_average_pooling_spread_is_the_numeric_backward_pass(layer, shape):
+    ctx = Context()
+    (chain,) = LB._avgpool(ctx, layer, shape, 1)
+    assert chain.verdict == "proved"
+    net = Sequential([layer], shape)
+    dy = rng.normal(size=(1, *layer.output_shape(shape)))
+    dx, _ = LN.backward(net, rng.normal(size=(1, *shape)), dy, {})
+    values = {entry_name("delta", i): v for i, v in enumerate(dy.ravel())}
+    judge = Judge(ctx.term_definitions)
+    got = np.array(judge.evaluate(chain.steps[-1].expr, values))
+    assert np.allclose(got, dx.reshape(1, -1), rtol=1e-12, atol=1e-12)

@@ -55,6 +55,7 @@ from symnet.networks.layers import (
     Activation,
     Attention,
     AvgPool1d,
+    AvgPool2d,
     BatchNorm,
     Conv1d,
     Conv2d,
@@ -204,28 +205,35 @@ def _convtranspose(ctx: Context, layer: ConvTranspose1d, in_shape: tuple, l: int
     return [chain.build()]
 
 
-def _avgpool(ctx: Context, layer: AvgPool1d, in_shape: tuple, l: int) -> list[Chain]:
-    c_in, n = in_shape
-    _, m = layer.output_shape(in_shape)
-    x, delta = _explicit_row("x", in_shape), _explicit_row("delta", (c_in, m))
-    P = [[T.num(0)] * (c_in * m) for _ in range(c_in * n)]
-    for c in range(c_in):
-        for i in range(m):
-            for j in range(layer.k):
-                P[c * n + i * layer.stride + j][c * m + i] = T.div(T.num(1), T.num(layer.k))
+def _windows(layer, in_shape: tuple) -> list[tuple[int, list[int]]]:
+    """(output entry, the input entries of its window) on the rows of entries, 1-D or 2-D."""
+    out_shape = layer.output_shape(in_shape)
+    if isinstance(layer, AvgPool1d):
+        (c_in, n), m = in_shape, out_shape[1]
+        return [(c * m + i, [c * n + i * layer.stride + j for j in range(layer.k)])
+                for c in range(c_in) for i in range(m)]
+    (c_in, h, w), (_, mh, mw) = in_shape, out_shape
+    (kh, kw), (sh, sw) = layer.k, layer.stride
+    return [((c * mh + i) * mw + j, [(c * h + i * sh + p) * w + j * sw + q for p in range(kh) for q in range(kw)])
+            for c in range(c_in) for i in range(mh) for j in range(mw)]
+
+
+def _avgpool(ctx: Context, layer, in_shape: tuple, l: int) -> list[Chain]:
+    n_in, n_out = _size(in_shape), _size(layer.output_shape(in_shape))
+    windows = _windows(layer, in_shape)
+    size = len(windows[0][1])
+    delta = _explicit_row("delta", layer.output_shape(in_shape))
+    P = [[T.num(0)] * n_out for _ in range(n_in)]
+    row = [T.num(0)] * n_in
+    for out, window in windows:
+        part = T.div(T.scalar(entry_name("delta", out)), T.num(size))
+        for t in window:
+            P[t][out] = T.div(T.num(1), T.num(size))
+            row[t] = part if row[t].op == "num" else T.add(row[t], part)
     pool = T.explicit(P)
-    spread = [[T.num(0)] * (c_in * n)]
-    row = spread[0]
-    for c in range(c_in):
-        for i in range(m):
-            for j in range(layer.k):
-                t = c * n + i * layer.stride + j
-                part = T.div(T.scalar(entry_name("delta", c * m + i)), T.num(layer.k))
-                row[t] = part if row[t].op == "num" else T.add(row[t], part)
     chain = ChainBuilder(ctx, T.transpose(T.mul(pool, T.transpose(delta))),
                          title=f"Layer {l} (average pooling): delta spread evenly over each window")
-    chain.step(T.explicit(spread), f"each window's delta, divided by {layer.k}")
-    del x
+    chain.step(T.explicit([row]), f"each window's delta, divided by {size}")
     return [chain.build()]
 
 
@@ -474,8 +482,11 @@ def derive_backprop(net: Sequential, convention: str = "row") -> Derivation:
                 notes.append(f"layer {l}: M{l} is the matrix of the transposed convolution "
                              f"y_(o, i s + j - p) += x_(c, i) k_(c, o, j); C{l} that of the ordinary convolution "
                              "dx_(c, i) = sum_(o, j) k_(c, o, j) delta_(o, i s + j - p)")
-        elif isinstance(layer, AvgPool1d):
-            chains += _avgpool(ctx, layer, shape, l)
+        elif isinstance(layer, (AvgPool1d, AvgPool2d)):
+            if n * _size(layer.output_shape(shape)) > MAX_EXPLICIT:
+                notes.append(f"layer {l} ({layer.spec()}): too large to write out; differentiated numerically")
+            else:
+                chains += _avgpool(ctx, layer, shape, l)
         elif isinstance(layer, BatchNorm) and not layer.training:
             chains += _batchnorm(ctx, n, l)
         elif isinstance(layer, BatchNorm):
