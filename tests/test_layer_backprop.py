@@ -285,21 +285,25 @@ def test_a_transposed_convolution_s_gradient_with_a_flipped_kernel_is_refuted():
     assert ctx.check(lhs, T.mul(delta, flipped)).verdict == "refuted"
 
 
-@pytest.mark.parametrize("block", [
-    [Linear(3), Activation("relu"), Linear(3)],
-    [Linear(4), Activation("tanh"), Linear(2), Activation("sigmoid"), Linear(3)],
-    [Activation("softplus")],
-], ids=lambda b: " > ".join(x.spec() for x in b))
-def test_a_residual_block_s_rule_is_proved_and_without_the_skip_refuted(block):
+@pytest.mark.parametrize("block,shape", [
+    ([Linear(3), Activation("relu"), Linear(3)], (3,)),
+    ([Linear(4), Activation("tanh"), Linear(2), Activation("sigmoid"), Linear(3)], (3,)),
+    ([Activation("softplus")], (3,)),
+    ([Conv1d(k=3, padding=1), Activation("relu"), Conv1d(k=3, padding=1)], (1, 5)),
+    ([Conv1d(k=2, out_channels=2, padding=1), BatchNorm(), Activation("tanh"), Conv1d(k=2)], (1, 4)),
+    ([Conv2d(k=3, padding=1), Activation("relu")], (1, 3, 3)),
+], ids=lambda b: " > ".join(x.spec() for x in b) if isinstance(b, list) else str(b))
+def test_a_residual_block_s_rule_is_proved_and_without_the_skip_refuted(block, shape):
     import sympy as sp
 
     from symnet.kernel import Grad
 
     ctx = Context()
-    (chain,) = LB._residual_block(ctx, block, 3, 1)
+    (chain,) = LB._residual_block(ctx, block, shape, 1)
     assert chain.verdict == "proved"
     rule = chain.steps[-1].expr
-    without_skip = rule.args[1] if rule.args[0] == sp.MatrixSymbol("delta1", 1, 3) else rule.args[0]
+    n = int(np.prod(shape))
+    without_skip = rule.args[1] if rule.args[0] == sp.MatrixSymbol("delta1", 1, n) else rule.args[0]
     assert ctx.check(chain.lhs, without_skip).verdict == "refuted"
     assert isinstance(chain.lhs, Grad)
 

@@ -30,10 +30,11 @@ stated rule with its reverse mode and the judge by finite differences:
 * transposed convolution: its input gradient is an ordinary convolution of delta with the
   same kernel, stride and padding (``delta M^T = delta C``).
 
-* a residual block of linear layers and activations: ``delta`` plus delta sent back
-  through the block by each layer's rule.
+* a residual block of linear layers, convolutions, average pooling, batch norm at
+  inference and activations: ``delta`` plus delta sent back through the block by each
+  layer's rule.
 
-A residual block with other layers inside (a convolution, say) is differentiated
+A residual block with other layers inside (layer norm, attention) is differentiated
 numerically (``layer_numeric.backward``, checked against PyTorch in the tests); its
 note says so.
 """
@@ -260,30 +261,58 @@ def _residual(ctx: Context, n: int, l: int) -> list[Chain]:
     return [chain.build()]
 
 
-def _residual_block(ctx: Context, block, n: int, l: int) -> list[Chain]:
-    """``h + F(h)`` with F a stack of linear layers and activations: the skip adds delta to
-    the delta sent back through F by each layer's rule, ``g W^T`` and ``g (.) f'(z)``."""
+def _residual_block(ctx: Context, block, in_shape: tuple, l: int) -> list[Chain]:
+    """``h + F(h)`` with F a stack of linear layers, convolutions (written out as matrices),
+    average pooling, batch norm at inference, activations and reshapes: the skip adds delta
+    to the delta sent back through F by each layer's rule (``g W^T``, ``g T^T``,
+    ``g (.) s``, ``g (.) f'(z)``), on the row of entries."""
     import sympy as sp
 
     from symnet.kernel import Grad, elementwise_derivative
     from symnet.networks.activations import parse_spec
     from symnet.networks.composer import apply_elementwise, elementwise, matadd, matmul
 
+    n = _size(in_shape)
     h, delta = sp.MatrixSymbol(f"h{l - 1}", 1, n), sp.MatrixSymbol(f"delta{l}", 1, n)
-    cur, width, steps = h, n, []
-    for i, inner in enumerate(block, 1):
+    cur, steps = h, []
+    shapes = Sequential(tuple(block), tuple(in_shape)).shapes()
+    for i, (inner, shape) in enumerate(zip(block, shapes), 1):
+        width, out = _size(shape), _size(inner.output_shape(shape))
         if isinstance(inner, Linear):
-            W, b = sp.MatrixSymbol(f"W{l}_{i}", width, inner.out), sp.MatrixSymbol(f"b{l}_{i}", 1, inner.out)
-            steps.append(("linear", W))
-            cur, width = matadd(matmul(cur, W), b), inner.out
-        else:
+            W, b = sp.MatrixSymbol(f"W{l}_{i}", width, out), sp.MatrixSymbol(f"b{l}_{i}", 1, out)
+            steps.append(("matrix", W))
+            cur = matadd(matmul(cur, W), b)
+        elif isinstance(inner, (Conv1d, Conv2d, AvgPool1d, AvgPool2d)):
+            M = sp.MatrixSymbol(f"T{l}_{i}", width, out)
+            if isinstance(inner, (Conv1d, Conv2d)):
+                ctx.define(T.matrix(M.name, width, out), conv_matrix(inner, shape, f"K{l}_{i}"))
+                cur = matadd(matmul(cur, M), sp.MatrixSymbol(f"c{l}_{i}", 1, out))
+            else:
+                P = [[T.num(0)] * out for _ in range(width)]
+                for o, window in _windows(inner, shape):
+                    for t in window:
+                        P[t][o] = T.div(T.num(1), T.num(len(window)))
+                ctx.define(T.matrix(M.name, width, out), T.explicit(P))
+                cur = matmul(cur, M)
+            steps.append(("matrix", M))
+        elif isinstance(inner, BatchNorm) and not inner.training:
+            s_, mu, beta = (sp.MatrixSymbol(f"{v}{l}_{i}", 1, width) for v in ("s", "mu", "beta"))
+            steps.append(("scale", s_))
+            cur = matadd(sp.HadamardProduct(matadd(cur, -mu), s_), beta)
+        elif isinstance(inner, Activation):
             act = parse_spec(inner.name)
             steps.append(("activation", (act, cur)))
             cur = apply_elementwise(act, cur)
+        elif isinstance(inner, (Flatten, Reshape, Dropout)):
+            continue  # the row of entries is unchanged
+        else:
+            return []
     g = delta
     for kind, data in reversed(steps):
-        if kind == "linear":
+        if kind == "matrix":
             g = matmul(g, data.T)
+        elif kind == "scale":
+            g = sp.HadamardProduct(g, data)
         else:
             act, z = data
             lam = elementwise_derivative(act.lam)
@@ -507,9 +536,12 @@ def derive_backprop(net: Sequential, convention: str = "row") -> Derivation:
         elif isinstance(layer, Residual) and len(layer.block) == 1 and isinstance(layer.block[0], Linear) \
                 and len(shape) == 1:
             chains += _residual(ctx, n, l)
-        elif isinstance(layer, Residual) and len(shape) == 1 and all(
-                isinstance(x, (Linear, Activation)) for x in layer.block):
-            chains += _residual_block(ctx, layer.block, n, l)
+        elif isinstance(layer, Residual) and n * n <= MAX_EXPLICIT and (
+                chain := _residual_block(ctx, layer.block, shape, l)):
+            chains += chain
+            if any(isinstance(x, (Conv1d, Conv2d, AvgPool1d, AvgPool2d)) for x in layer.block):
+                notes.append(f"layer {l}: T{l}_i is the matrix of the block's i-th layer on the row of entries "
+                             f"(a convolution's with kernel K{l}_i, c{l}_i its bias repeated over positions)")
         elif isinstance(layer, Activation):
             chains += _activation(ctx, layer, shape, l)
         elif isinstance(layer, Attention):
