@@ -128,3 +128,41 @@ def test_rewrites_of_symbols_the_loss_reaches_do_not_use_the_shared_sweep():
     rewritten = adjoint(Translator(rewrites={h: defs[h]}, calculus=defs, sweeps=sweeps), L, W)
     assert rewritten.terms == adjoint(Translator(rewrites={h: defs[h]}, calculus=defs), L, W).terms
     assert plain.terms == adjoint(Translator(calculus=defs), L, W).terms
+
+
+# ---------------------------------------------------------------------------
+# The rewriting translator kept from step to step (Context._rewriting): every step's
+# verdict and detail exactly as with a fresh translator per step.
+
+def _fresh(self, rewrites):
+    return Translator(rewrites=dict(rewrites), calculus=self.term_definitions, sweeps=self._sweeps)
+
+
+@pytest.mark.parametrize("widths,acts,loss", [
+    ([3, 4, 2], "tanh", "sse"), ([2, 3, 3, 2], "relu", "sse"), ([3, 3, 2], "sigmoid", "sse"),
+    ([2, 4, 3], "softplus", "mse"), ([3, 2, 3], "elu", "sse"), ([4, 3, 3], "tanh", "cross_entropy"),
+])
+def test_a_kept_rewriting_translator_decides_every_step_as_a_fresh_one(widths, acts, loss, monkeypatch):
+    from symnet import Network
+    from symnet.kernel import Context
+    from symnet.networks.backprop import gradients
+
+    def steps(g):
+        return [(c.title, s.check.verdict, s.check.detail) for c in g.derivation.chains for s in c.steps]
+
+    kept = steps(gradients(Network.dense(widths, acts), loss=loss))
+    monkeypatch.setattr(Context, "_rewriting", _fresh)
+    assert steps(gradients(Network.dense(widths, acts), loss=loss)) == kept
+
+
+def test_a_rewriting_translator_is_not_kept_across_a_new_definition_or_a_rewrite_it_has_met():
+    from symnet.kernel import Context
+
+    ctx = Context()
+    x, W, h, u = T.matrix("x", 1, n), T.matrix("W", n, n), T.matrix("h", 1, n), T.matrix("u", 1, n)
+    ctx.define(h, T.mul(x, W))
+    first = ctx._rewriting({h: ctx.term_definitions[h]})
+    first(T.mul(u, W))  # meets u, still free
+    assert ctx._rewriting({h: ctx.term_definitions[h]}) is first
+    ctx.define(u, T.mul(h, W))
+    assert ctx._rewriting({h: ctx.term_definitions[h], u: ctx.term_definitions[u]}) is not first

@@ -148,7 +148,8 @@ class Context:
         self._parent: dict = {}
         self._full = Translator(definitions=self.term_definitions)
         self._mentioned: set = set()  # every symbol some definition's body mentions
-        self._sweeps: dict = {}  # every gradient of a loss from one sweep, shared by the steps
+        self._sweeps: dict = {}
+        self._rewriter: Translator | None = None  # the last step's rewriting translator  # every gradient of a loss from one sweep, shared by the steps
         self._reader = Reader()  # one per context: two SymPy symbols may not share a name
 
     # -- facts: union-find over terms proven equal ------------------------------
@@ -300,7 +301,7 @@ class Context:
                         rewrites[t] = self.term_definitions[t]
                     else:
                         return False, f"{t} is neither defined nor a proven lemma", (), False
-                attempts.append(Translator(rewrites=rewrites, calculus=self.term_definitions, sweeps=self._sweeps))
+                attempts.append(self._rewriting(rewrites))
             attempts.append(self._full)
             detail, definite = "", False
             forms = []
@@ -336,6 +337,24 @@ class Context:
             return False, str(exc), (), False
         except RecursionError:
             return False, "expression nested too deeply", (), False
+
+    def _rewriting(self, rewrites: dict) -> Translator:
+        """A translator unfolding ``rewrites``: the previous step's, with its memo, when
+        that is exactly a fresh one's (its rewrites a subset of these with the same
+        values, none of the new ones met by anything it translated, no definition added
+        since, and no side condition or kink derivative recorded that this step would
+        inherit); else a fresh one.
+        Derivations citing a growing list of definitions (backprop's deltas) then
+        translate each definition once instead of once per step."""
+        old, count = self._rewriter, len(self.term_definitions)
+        if (old is not None and old.defined == count and not old.conditions and not old.kink_derivative
+                and all(k in rewrites and rewrites[k] == v for k, v in old.rewrites.items())
+                and not any(k in old.seen for k in rewrites if k not in old.rewrites)):
+            old.rewrites = dict(rewrites)
+            return old
+        self._rewriter = Translator(rewrites=dict(rewrites), calculus=self.term_definitions, sweeps=self._sweeps)
+        self._rewriter.defined = count  # a definition added later may change what it memoised
+        return self._rewriter
 
     def _conditions(self, found: list) -> tuple:
         """The side conditions still open, as text; raises Undefined for a false one."""

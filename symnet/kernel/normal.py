@@ -741,6 +741,7 @@ class Translator:
         self.calculus = calculus if calculus is not None else (definitions if definitions is not None else {})
         self.memo: dict = {}
         self.smemo: dict = {}
+        self.seen: set = set()  # every symbol whose unfolding was asked for
         self.conditions: dict = {}
         #: a derivative of a function with kinks was taken: its values at the kinks are a
         #: convention, not the derivative of what was differentiated, so no identity may be
@@ -759,6 +760,7 @@ class Translator:
             _DISTRIBUTE.reset(token)
 
     def _unfold(self, t: Term) -> Term | None:
+        self.seen.add(t)  # what a memo entry may depend on: a later rewrite of t would change it
         if t in self.rewrites:
             return self.rewrites[t]
         if self.definitions is not None and t in self.definitions:
