@@ -183,7 +183,7 @@ class Context:
         body = terms.symbols(e)
         # a new name can be reached from e only through e itself or a definition that
         # mentions it: the full search is needed only then
-        if (s in body or s in self._mentioned) and s in _reachable_symbols(e, self.term_definitions):
+        if (s in body or s in self._mentioned) and s in normal.closure_symbols(e, self.term_definitions):
             raise ShapeError(f"definition of {s.value} refers to itself")
         if isinstance(s.value, terms.InvertibleName) and not terms.is_invertible(e):
             raise ShapeError(f"{s.value} is declared invertible, so it can be defined only as a product of "
@@ -433,16 +433,6 @@ def _partial(t: Term) -> bool:
             return True
     return False
 
-
-def _reachable_symbols(e: Term, definitions: dict) -> set:
-    seen, stack = set(), [e]
-    while stack:
-        for s in terms.symbols(stack.pop()):
-            if s not in seen:
-                seen.add(s)
-                if s in definitions:
-                    stack.append(definitions[s])
-    return seen
 
 
 def _report(op: Opinion) -> NumericReport:

@@ -1656,24 +1656,12 @@ class Judge:
             starts = [root]
         else:
             starts = sorted({x for x in walk(root) if x.op == "sym" and x in self.definitions}, key=_sym_key)
-        order, state = [], {}
+        order: list = []
+        placed: set = set()
         for s0 in starts:
-            if s0 in state:
-                continue
-            stack = [(s0, iter(self._direct(s0)))]
-            state[s0] = 1
-            while stack:
-                s, it = stack[-1]
-                nxt = next(it, None)
-                if nxt is None:
-                    stack.pop()
-                    state[s] = 2
-                    order.append(s)
-                elif nxt not in state:
-                    state[nxt] = 1
-                    stack.append((nxt, iter(self._direct(nxt))))
-                elif state[nxt] == 1:
-                    raise _NoEvidence(f"the definitions of {nxt.value} are circular")
+            for s in self._topo_until(s0, placed.__contains__):
+                placed.add(s)
+                order.append(s)
         return order
 
     def _depends(self, s: Term, x: Term) -> bool:

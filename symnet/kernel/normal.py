@@ -1459,7 +1459,7 @@ def _all_gradients(tr: Translator, loss: Term) -> dict | None:
         if any(s in hit.free for s in new):
             hit = None
     if hit is None:
-        free = frozenset(_closure_symbols(loss, definitions))
+        free = frozenset(closure_symbols(loss, definitions))
         if any(s in free for s in tr.rewrites):
             return None
         # remembered as "no sweep" first: a sweep cut off by the step's time limit is not
@@ -1485,7 +1485,7 @@ def _all_gradients(tr: Translator, loss: Term) -> dict | None:
     return hit.grads
 
 
-def _closure_symbols(t: Term, definitions: dict) -> set:
+def closure_symbols(t: Term, definitions: dict) -> set:
     """The symbols ``t`` reaches through definitions (the defined ones included)."""
     seen, stack = set(), [t]
     while stack:

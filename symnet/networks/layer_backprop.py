@@ -490,31 +490,32 @@ def derive_backprop(net: Sequential, convention: str = "row") -> Derivation:
     ctx = Context()
     chains: list[Chain] = []
     notes = []
+
+    def too_large(layer, shape, l: int) -> bool:
+        """A layer whose matrix on the row of entries is too large to write out (noted)."""
+        if _size(shape) * _size(layer.output_shape(shape)) <= MAX_EXPLICIT:
+            return False
+        notes.append(f"layer {l} ({layer.spec()}): too large to write out; differentiated numerically")
+        return True
     for l, (layer, shape) in enumerate(zip(net.layers, net.shapes()), 1):
         n = _size(shape)
         if isinstance(layer, Linear) and len(shape) == 1:
             chains += _linear(ctx, layer, n, l)
         elif isinstance(layer, (Conv1d, Conv2d)):
-            if n * _size(layer.output_shape(shape)) > MAX_EXPLICIT:
-                notes.append(f"layer {l} ({layer.spec()}): too large to write out; differentiated numerically")
-            else:
+            if not too_large(layer, shape, l):
                 chains += _conv(ctx, layer, shape, l)
                 notes.append(f"layer {l}: T{l} is the matrix of the convolution y_i = sum_j k_j x_(i+j) on the row "
                              f"of entries; F{l} that of dx_t = sum_m delta_(t+m-(k-1)) kflip_m with the flipped "
                              f"kernel kflip_m = k_(k-1-m) (per channel pair, stride, padding and dilation "
                              f"included); dL/dk_j = sum_i delta_i x_(i+j) is the correlation of input and delta")
         elif isinstance(layer, ConvTranspose1d):
-            if n * _size(layer.output_shape(shape)) > MAX_EXPLICIT:
-                notes.append(f"layer {l} ({layer.spec()}): too large to write out; differentiated numerically")
-            else:
+            if not too_large(layer, shape, l):
                 chains += _convtranspose(ctx, layer, shape, l)
                 notes.append(f"layer {l}: M{l} is the matrix of the transposed convolution "
                              f"y_(o, i s + j - p) += x_(c, i) k_(c, o, j); C{l} that of the ordinary convolution "
                              "dx_(c, i) = sum_(o, j) k_(c, o, j) delta_(o, i s + j - p)")
         elif isinstance(layer, (AvgPool1d, AvgPool2d)):
-            if n * _size(layer.output_shape(shape)) > MAX_EXPLICIT:
-                notes.append(f"layer {l} ({layer.spec()}): too large to write out; differentiated numerically")
-            else:
+            if not too_large(layer, shape, l):
                 chains += _avgpool(ctx, layer, shape, l)
         elif isinstance(layer, BatchNorm) and not layer.training:
             chains += _batchnorm(ctx, n, l)
