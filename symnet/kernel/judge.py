@@ -888,6 +888,15 @@ class _Ctx:
                     rnd += abs(w) * float(le[0, 0])
                 results.append((total / step ** k, rnd / float(step) ** k))
             (d1, r1), (d2, _) = results
+            if k == 1:
+                # a kink: the one-sided differences disagree (a central difference there is
+                # the mean of the two sides, which h against 2h cannot see)
+                lv, le = base.child({X: x0}).ev(L)
+                ahead = base.child({X: (x0[0] + dirv * h, x0[1])}).ev(L)
+                jump = abs(float((ahead[0][0, 0] - lv[0, 0]) / h - d1)) * 2
+                noise = (float(le[0, 0]) + float(ahead[1][0, 0])) / float(h) * 4 + r1
+                if jump > noise + 10.0 ** -(hexp // 2) * (1 + _absf_scalar(d1)):
+                    raise _NoEvidence("the one-sided derivatives differ (a kink)")
             trunc = abs(float(d1 - d2))
             err = r1 + trunc + 10.0 ** -(self.B.grad_P) * _absf_scalar(d1) + _ETA
             return d1, err
@@ -1243,8 +1252,9 @@ class _Dual:
         return None if d is None else self.P.emul(d, T[0])
 
     def _extremum(self, t: Term, T, ev):
-        best = extreme_argument(t, ev)
-        return T[best]
+        shape, masks = extreme_masks(t, ev)
+        parts = [self.P.emul((m, np.zeros(shape)), ti) for m, ti in zip(masks, T) if ti is not None]
+        return self._sum(parts)
 
     def _strict(self, c: Term, env_p, pmemo):
         return strict_truth(self.P, c, env_p, pmemo)
@@ -1343,18 +1353,25 @@ def prim_derivative(P: _Ctx, t: Term, ev):
     return d
 
 
-def extreme_argument(t: Term, ev) -> int:
-    """Which argument of a (scalar) max/min is strictly the extreme one; a tie within the
-    bounds is :class:`_NoTangent`."""
+def extreme_masks(t: Term, ev) -> tuple[tuple, list]:
+    """For max/min, entry by entry (a formula applied to a matrix takes it entrywise):
+    the result's shape and, per argument, the 0/1 mask of the entries where it is strictly
+    the extreme one; a tie within the bounds anywhere is :class:`_NoTangent`."""
     sign = 1.0 if t.value == "max" else -1.0
-    bounds = []
-    for a in t.args:
-        v, e = ev(a)
-        bounds.append(_outward(float(np.asarray(v, dtype=float).ravel()[0]) * sign, float(e.ravel()[0])))
-    best = max(range(len(bounds)), key=lambda i: bounds[i][1])
-    if any(i != best and bounds[i][1] >= bounds[best][0] for i in range(len(bounds))):
+    vals = [ev(a) for a in t.args]
+    shape = np.broadcast_shapes(*[v[0].shape for v in vals])
+    los, his = [], []
+    for v, e in vals:
+        lo, hi = _outward(np.broadcast_to(np.asarray(v, dtype=float), shape) * sign, np.broadcast_to(e, shape))
+        los.append(lo)
+        his.append(hi)
+    his_all, los_all = np.stack(his), np.stack(los)
+    best = np.argmax(his_all, axis=0)
+    best_lo = np.take_along_axis(los_all, best[None], axis=0)[0]
+    rivals = np.where(np.arange(len(vals))[:, None, None] == best[None], -np.inf, his_all)
+    if bool(np.any(rivals >= best_lo[None])):
         raise _NoTangent(f"{t.value} at a tie")
-    return best
+    return shape, [(best == i).astype(float) for i in range(len(vals))]
 
 
 def strict_truth(P: _Ctx, c: Term, env_p, pmemo):
@@ -1536,7 +1553,9 @@ class _Reverse:
             push(base, P.emul(A, d))
         elif op == "prim":
             if t.value in ("max", "min"):
-                push(args[extreme_argument(t, ev)], A)
+                shape, masks = extreme_masks(t, ev)
+                for a, m in zip(args, masks):
+                    push(a, P.emul(A, (m, np.zeros(shape))))
                 return
             d = prim_derivative(P, t, ev)
             if d is not None:

@@ -865,6 +865,8 @@ class Translator:
             # differentiate what the expression means: every definition unfolded (a
             # defined scalar is no constant), and nothing the variable hides inside
             # (a trace or entrywise atom would be differentiated as a constant)
+            if a[1] in self.calculus:  # as for grad: which of its uses would vary is not said
+                raise Unsupported("a derivative with respect to a defined symbol")
             unfolding = Translator(definitions=self.calculus)
             body = _unfold_all(a[0], self.calculus)
             self.kink_derivative = True if _has_kinks(body) else self.kink_derivative
@@ -996,6 +998,7 @@ class Translator:
             if k > MAX_POWER:
                 raise Unsupported(f"Hadamard power {k}")
             if k < 0:  # an entrywise negative power: the function z^k of each entry
+                self._nonzero_entries(a[0])
                 return elementwise(_Z ** k, base)
             result = ones(r, c)
             for _ in range(k):
@@ -1036,6 +1039,10 @@ class Translator:
         if op == "hessian":
             return jacobian(self, nf_term(adjoint(self, a[0], a[1])), a[1])
         raise Unsupported(f"'{op}' is outside the decided fragment")
+
+    def _nonzero_entries(self, t: Term) -> None:
+        """A negative entrywise power: every entry of ``t`` must be nonzero (stated)."""
+        self.conditions.setdefault((t, "!="), Condition(t, "!=", sp.Symbol("_entries")))
 
     def _entrywise_condition(self, t: Term) -> None:
         # an entrywise log/sqrt: every entry of the argument must be in the domain;
@@ -1384,6 +1391,7 @@ def _sweep(tr: Translator, loss: Term, depends, target) -> dict:
                 return
             base = tr.nf(a[0])
             if k < 0:  # k A^(k-1), entry by entry
+                tr._nonzero_entries(a[0])
                 power = elementwise(_Z ** (k - 1), base)
             else:
                 power = ones(*base.shape)

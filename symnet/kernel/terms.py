@@ -463,6 +463,10 @@ def hadamard(*terms: Term) -> Term:
 
 def hadamard_power(a: Term, k: int) -> Term:
     _need_matrix(a, "an entrywise power")
+    if isinstance(k, Fraction) and k.denominator == 1:
+        k = int(k)
+    if isinstance(k, bool) or not isinstance(k, int):
+        raise ShapeError(f"an entrywise power needs a whole number, got {k}")
     return Term("hadpow", (a, num(k)), shape=a.shape)
 
 
