@@ -888,7 +888,7 @@ class _Ctx:
                     rnd += abs(w) * float(le[0, 0])
                 results.append((total / step ** k, rnd / float(step) ** k))
             (d1, r1), (d2, _) = results
-            if k == 1:
+            if k == 1 and self.J._kinky(L):
                 # a kink: the one-sided differences disagree (a central difference there is
                 # the mean of the two sides, which h against 2h cannot see)
                 lv, le = base.child({X: x0}).ev(L)
@@ -1039,6 +1039,7 @@ class _NoTangent(Exception):
 
 
 _TWO_OVER_SQRT_PI_PAIR = (np.full((1, 1), 2.0 / math.sqrt(math.pi)), np.full((1, 1), 2 * _U64 * 1.2))
+_KINKY = frozenset({"abs", "sign", "max", "min", "heaviside", "dirac"})
 _NO_SWEEP = [object()]  # a remembered "this loss has no reverse sweep"
 _TANGENT_FREE = frozenset({"num", "const", "dim", "ones", "zeros", "eye"})
 _NESTED = frozenset({"grad", "diff", "jacobian", "hessian"})
@@ -1701,6 +1702,30 @@ class Judge:
         for t, flag in found.items():
             self._dep_cache[(t, x)] = flag
         return found[s]
+
+    def _kinky(self, t: Term) -> bool:
+        """Whether ``t`` (through its definitions and formulas) has a function that may not
+        be differentiable: abs, sign, max/min, heaviside, dirac, a piecewise (remembered)."""
+        cache = self.__dict__.setdefault("_kinky_cache", {})
+        hit = cache.get(t)
+        if hit is None:
+            roots = [t] + [self.definitions[s] for s in self._topo(t)]
+            hit = False
+            stack = list(roots)
+            seen: set = set()
+            while stack and not hit:
+                for x in walk(stack.pop()):
+                    if x.op == "piecewise" or (x.op == "prim" and x.value in _KINKY):
+                        hit = True
+                        break
+                    if x.op == "apply" and x.value.formula is not None and x.value.formula not in seen:
+                        seen.add(x.value.formula)
+                        stack.append(x.value.formula)
+                    if x.op == "apply" and x.value.formula is None:
+                        hit = True  # an opaque function: anything
+                        break
+            cache[t] = hit
+        return hit
 
     def _has_pieces(self, formula: Term) -> bool:
         r = self._pieces_cache.get(formula)
