@@ -290,7 +290,7 @@ def _derive(g: Gradients) -> Derivation:
     notes = (
         f"Backpropagation for {net!r} with the {loss.title} ({loss.doc}).",
         "Each gradient step is checked by the kernel against its own reverse-mode "
-        "differentiation and by finite differences.",
+        "differentiation and by the numeric judge's independent derivatives.",
     )
     return Derivation(f"Backpropagation ({loss.name})", tuple(chains), notes)
 
