@@ -382,11 +382,11 @@ def _attention(ctx: Context, layer: Attention, shape: tuple, l: int) -> list[Cha
     ctx.define(dV, T.mul(T.transpose(P), delta))
     chains = []
     for wrt, rule, uses, why in [
-            (WV, T.mul(T.transpose(X), dV), [dV], "dL/dW_V = X^T P^T delta"),
-            (WQ, T.mul(T.transpose(X), dQ), [dQ, dS, dP], "dL/dW_Q = X^T dS K / sqrt(d_k), dS through the softmax"),
-            (WK, T.mul(T.transpose(X), dK), [dK, dS, dP], "dL/dW_K = X^T dS^T Q / sqrt(d_k)"),
+            (WV, T.mul(T.transpose(X), dV), [dV], "the value weights' gradient"),
+            (WQ, T.mul(T.transpose(X), dQ), [dQ, dS, dP], "the query weights' gradient, through the softmax"),
+            (WK, T.mul(T.transpose(X), dK), [dK, dS, dP], "the key weights' gradient, through the softmax"),
             (X, T.add(T.mul(dQ, T.transpose(WQ)), T.mul(dK, T.transpose(WK)), T.mul(dV, T.transpose(WV))),
-             [dQ, dK, dV, dS, dP], "dL/dX: the query, key and value paths")]:
+             [dQ, dK, dV, dS, dP], "the input's gradient: the query, key and value paths")]:
         chain = ChainBuilder(ctx, T.grad(loss, wrt), title=f"Layer {l} (attention): {why}")
         chain.step(rule, "chain rule through the row softmax", uses=uses)
         if not chains:  # the definitions, once
@@ -428,17 +428,16 @@ def _normalisation(ctx: Context, l: int, over_rows: bool, what: str) -> list[Cha
     if over_rows:  # the sums over the batch are dbeta and dgamma, scaled by gamma
         dX = T.mul(inv, T.hadamard(spread(s), T.sub(T.sub(T.mul(count, g), T.mul(o_r, T.hadamard(dbeta, gamma))),
                                                      T.hadamard(xhat, T.mul(o_r, T.hadamard(dgamma, gamma))))))
-        why = "dL/dX = (1/m) s (.) (m g - dbeta (.) gamma - xhat (.) (dgamma (.) gamma)), g = delta (.) gamma"
+        why = "the input's gradient"
     else:  # the sums over each row's features
         def total(E):
             return T.mul(T.mul(E, o_c), T.transpose(o_c))
 
         dX = T.mul(inv, T.hadamard(spread(s), T.sub(T.sub(T.mul(count, g), total(g)),
                                                      T.hadamard(xhat, total(T.hadamard(g, xhat))))))
-        why = "dL/dX = (1/n) s (.) (n g - g 1 1^T - xhat (.) (g (.) xhat) 1 1^T), g = delta (.) gamma"
+        why = "the input's gradient"
     chains = []
-    for wrt, rule, text in [(X, dX, why), (gamma, dgamma, "dL/dgamma = 1^T (delta (.) xhat)"),
-                            (beta, dbeta, "dL/dbeta = 1^T delta")]:
+    for wrt, rule, text in [(X, dX, why), (gamma, dgamma, "gamma's gradient"), (beta, dbeta, "beta's gradient")]:
         chain = ChainBuilder(ctx, T.grad(loss, wrt), title=f"Layer {l} ({what}): {text}")
         chain.step(rule, "chain rule through the mean and the variance", uses=[mu, C, var, s, xhat])
         if not chains:  # the definitions, once

@@ -584,11 +584,24 @@ def _align_lines(chain: Any, names: dict[str, str]) -> list[str]:
         reason = reason_latex(step.reason, names)
         if step.verdict != "proved":
             reason = (reason + r" \quad " if reason else "") + r"\text{(" + step.verdict + ")}"
-        lines.append(left + latex(step.expr) + (r" && " + reason if reason else ""))
+        body = latex(step.expr)
+        if reason and len(body) > LONG_LINE:  # the reason on a line of its own
+            lines += [left + body, r"&\qquad " + reason]
+        else:
+            lines.append(left + body + (r" && " + reason if reason else ""))
     if chain.where:
-        defs = r",\quad ".join(f"{latex(s)} = {latex(e)}" for s, e in chain.where)
-        lines.append(r"&\qquad \text{with } " + defs)
+        defs = [f"{latex(s)} = {latex(e)}" for s, e in chain.where]
+        if len(defs) <= 2 and sum(map(len, defs)) <= LONG_LINE:
+            lines.append(r"&\qquad \text{with } " + r",\quad ".join(defs))
+        else:  # one definition a line
+            lines.append(r"&\qquad \text{with } " + defs[0] + ",")
+            lines += [r"&\qquad \phantom{\text{with }} " + d + ("," if i < len(defs) - 1 else "")
+                      for i, d in enumerate(defs[1:], 1)]
     return lines
+
+
+#: LaTeX source length beyond which a step's reason, or each definition, gets a line
+LONG_LINE = 220
 
 
 def derivation_latex(derivation: Any, standalone: bool = False) -> str:
