@@ -343,6 +343,7 @@ class _Ctx:
         self.memo: dict = {}
         self.free: dict = {}
         self.fd_bases: dict = {}  # working precision -> context shared by finite differences
+        self.reverse: dict = {}   # loss -> its reverse sweep on this instance (or _NO_SWEEP)
 
     # -- symbols and definitions -------------------------------------------------
 
@@ -931,14 +932,14 @@ class _Ctx:
         of a derivation about the same loss shares it), or None where it has no rule."""
         if self.B.mp:
             return None
-        cache = self.__dict__.setdefault("reverse", {})
+        cache = self.reverse
         hit = cache.get(L)
-        if hit is not None and (hit is _NO_SWEEP[0] or not hit.stale()):
-            return None if hit is _NO_SWEEP[0] else hit
+        if hit is not None and (hit is _NO_SWEEP or not hit.stale()):
+            return None if hit is _NO_SWEEP else hit
         try:
             hit = _Reverse(self, L)
         except _NoTangent:
-            cache[L] = _NO_SWEEP[0]
+            cache[L] = _NO_SWEEP
             return None
         cache[L] = hit
         return hit
@@ -1040,7 +1041,7 @@ class _NoTangent(Exception):
 
 _TWO_OVER_SQRT_PI_PAIR = (np.full((1, 1), 2.0 / math.sqrt(math.pi)), np.full((1, 1), 2 * _U64 * 1.2))
 _KINKY = frozenset({"abs", "sign", "max", "min", "heaviside", "dirac"})
-_NO_SWEEP = [object()]  # a remembered "this loss has no reverse sweep"
+_NO_SWEEP = object()  # a remembered "this loss has no reverse sweep"
 _TANGENT_FREE = frozenset({"num", "const", "dim", "ones", "zeros", "eye"})
 _NESTED = frozenset({"grad", "diff", "jacobian", "hessian"})
 
@@ -1058,13 +1059,14 @@ class _Dual:
     decided strictly, an opaque function or a nested derivative raises :class:`_NoTangent`.
     """
 
-    def __init__(self, ctx: _Ctx, X: Term, V):
-        if X.op != "sym":
+    def __init__(self, ctx: _Ctx, X: Term | None, V=None):
+        """``X`` None: only for formulas' tangents given their arguments' (``apply_with``)."""
+        if X is not None and X.op != "sym":
             raise _NoTangent("the variable is not a symbol")
         self.P = ctx
         self.J = ctx.J
         self.X = X
-        V = np.asarray(V, dtype=float)
+        V = np.zeros((1, 1)) if V is None else np.asarray(V, dtype=float)
         self.V = (V, np.zeros(V.shape))
         self.defs: dict = {}
         self.memo: dict = {}
@@ -1571,8 +1573,7 @@ class _Reverse:
         elif op == "norm":
             push(args[0], P.emul(A, P.div(ev(args[0]), ev(t))))
         elif op == "apply":
-            dual = _Dual.__new__(_Dual)
-            dual.P, dual.J, dual.X = P, self.J, None
+            dual = _Dual(P, None)
             for i, a in enumerate(args):
                 if not any(x.op == "sym" for x in walk(a)):
                     continue  # a constant argument needs no adjoint
@@ -1634,6 +1635,7 @@ class Judge:
         self._direct_cache: dict = {}
         self._dep_cache: dict = {}
         self._pieces_cache: dict = {}
+        self._kinky_cache: dict = {}
         # instances are shared by every comparison of this judge: a symbol has one value per
         # (trial, attempt), drawn on first use, and definitions are evaluated once per instance
         self._dim_cache: dict = {}
@@ -1706,7 +1708,7 @@ class Judge:
     def _kinky(self, t: Term) -> bool:
         """Whether ``t`` (through its definitions and formulas) has a function that may not
         be differentiable: abs, sign, max/min, heaviside, dirac, a piecewise (remembered)."""
-        cache = self.__dict__.setdefault("_kinky_cache", {})
+        cache = self._kinky_cache
         hit = cache.get(t)
         if hit is None:
             roots = [t] + [self.definitions[s] for s in self._topo(t)]
