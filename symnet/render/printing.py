@@ -576,6 +576,10 @@ def _summary(derivation: Any) -> str:
     return f"Verdict: {derivation.verdict} ({', '.join(parts)} of {len(steps)} steps)."
 
 
+#: LaTeX source length beyond which a step's reason, or each definition, gets a line
+LONG_LINE = 220
+
+
 def _align_lines(chain: Any, names: dict[str, str]) -> list[str]:
     lhs = latex(chain.lhs)
     lines = []
@@ -599,9 +603,6 @@ def _align_lines(chain: Any, names: dict[str, str]) -> list[str]:
                       for i, d in enumerate(defs[1:], 1)]
     return lines
 
-
-#: LaTeX source length beyond which a step's reason, or each definition, gets a line
-LONG_LINE = 220
 
 
 def derivation_latex(derivation: Any, standalone: bool = False) -> str:
