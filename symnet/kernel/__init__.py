@@ -148,8 +148,10 @@ class Context:
         self._parent: dict = {}
         self._full = Translator(definitions=self.term_definitions)
         self._mentioned: set = set()  # every symbol some definition's body mentions
-        self._sweeps: dict = {}
-        self._rewriter: Translator | None = None  # the last step's rewriting translator  # every gradient of a loss from one sweep, shared by the steps
+        self._sweeps: dict = {}  # every gradient of a loss from one sweep, shared by the steps
+        # the last step's rewriting translator, and how many definitions there were when it
+        # was made (a definition added later may change what it memoised)
+        self._rewriter: tuple[Translator, int] | None = None
         self._reader = Reader()  # one per context: two SymPy symbols may not share a name
 
     # -- facts: union-find over terms proven equal ------------------------------
@@ -346,15 +348,16 @@ class Context:
         inherit); else a fresh one.
         Derivations citing a growing list of definitions (backprop's deltas) then
         translate each definition once instead of once per step."""
-        old, count = self._rewriter, len(self.term_definitions)
-        if (old is not None and old.defined == count and not old.conditions and not old.kink_derivative
+        old, made = self._rewriter or (None, -1)
+        count = len(self.term_definitions)
+        if (old is not None and made == count and not old.conditions and not old.kink_derivative
                 and all(k in rewrites and rewrites[k] == v for k, v in old.rewrites.items())
                 and not any(k in old.seen for k in rewrites if k not in old.rewrites)):
             old.rewrites = dict(rewrites)
             return old
-        self._rewriter = Translator(rewrites=dict(rewrites), calculus=self.term_definitions, sweeps=self._sweeps)
-        self._rewriter.defined = count  # a definition added later may change what it memoised
-        return self._rewriter
+        tr = Translator(rewrites=dict(rewrites), calculus=self.term_definitions, sweeps=self._sweeps)
+        self._rewriter = (tr, count)
+        return tr
 
     def _conditions(self, found: list) -> tuple:
         """The side conditions still open, as text; raises Undefined for a false one."""
