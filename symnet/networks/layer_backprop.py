@@ -252,15 +252,6 @@ def _batchnorm(ctx: Context, n: int, l: int) -> list[Chain]:
     return chains
 
 
-def _residual(ctx: Context, n: int, l: int) -> list[Chain]:
-    h, W, b = T.matrix(f"h{l - 1}", 1, n), T.matrix(f"W{l}", n, n), T.matrix(f"b{l}", 1, n)
-    delta = T.matrix(f"delta{l}", 1, n)
-    loss = _local(delta, T.add(h, T.add(T.mul(h, W), b)))
-    chain = ChainBuilder(ctx, T.grad(loss, h), title=f"Layer {l} (residual): the skip adds delta")
-    chain.step(T.add(delta, T.mul(delta, T.transpose(W))), "chain rule")
-    return [chain.build()]
-
-
 def _residual_block(ctx: Context, block, in_shape: tuple, l: int) -> list[Chain]:
     """``h + F(h)`` with F a stack of linear layers, convolutions (written out as matrices),
     average pooling, batch norm at inference, activations and reshapes: the skip adds delta
@@ -268,9 +259,9 @@ def _residual_block(ctx: Context, block, in_shape: tuple, l: int) -> list[Chain]
     ``g (.) s``, ``g (.) f'(z)``), on the row of entries."""
     import sympy as sp
 
-    from symnet.kernel import Grad, elementwise_derivative
+    from symnet.kernel import Grad
     from symnet.networks.activations import parse_spec
-    from symnet.networks.composer import apply_elementwise, elementwise, matadd, matmul
+    from symnet.networks.composer import apply_elementwise, matadd, matmul
 
     n = _size(in_shape)
     h, delta = sp.MatrixSymbol(f"h{l - 1}", 1, n), sp.MatrixSymbol(f"delta{l}", 1, n)
@@ -314,13 +305,7 @@ def _residual_block(ctx: Context, block, in_shape: tuple, l: int) -> list[Chain]
         elif kind == "scale":
             g = sp.HadamardProduct(g, data)
         else:
-            act, z = data
-            lam = elementwise_derivative(act.lam)
-            (var,) = lam.variables
-            if var in lam.expr.free_symbols:
-                g = sp.HadamardProduct(g, elementwise(lam, z))
-            elif lam.expr != 1:
-                g = sp.MatMul(lam.expr, g, evaluate=False)
+            g = _times_derivative(g, *data)
     loss = sp.MatMul(matadd(h, cur), delta.T)
     chain = ChainBuilder(ctx, Grad(loss, h), title=f"Layer {l} (residual {' > '.join(x.spec() for x in block)}): "
                                                    "the skip adds delta to what the block sends back")
@@ -333,23 +318,31 @@ def _activation(ctx: Context, layer: Activation, shape: tuple, l: int) -> list[C
     derivative the catalogue derives, with its convention at kinks)."""
     import sympy as sp
 
-    from symnet.kernel import Grad, elementwise_derivative
+    from symnet.kernel import Grad
     from symnet.networks.activations import parse_spec
-    from symnet.networks.composer import apply_elementwise, elementwise
+    from symnet.networks.composer import apply_elementwise
 
     act = parse_spec(layer.name)
     n = _size(shape)
     z, delta = sp.MatrixSymbol(f"z{l}", 1, n), sp.MatrixSymbol(f"delta{l}", 1, n)
-    lam = elementwise_derivative(act.lam)
-    (var,) = lam.variables
-    if var not in lam.expr.free_symbols:  # a constant derivative (identity, affine)
-        rule = delta if lam.expr == 1 else sp.MatMul(lam.expr, delta, evaluate=False)
-    else:
-        rule = sp.HadamardProduct(delta, elementwise(lam, z))
     loss = sp.MatMul(apply_elementwise(act, z), delta.T)
     chain = ChainBuilder(ctx, Grad(loss, z), title=f"Layer {l} ({layer.name}): delta times the derivative")
-    chain.step(rule, f"chain rule, entry by entry: {layer.name}'(z)")
+    chain.step(_times_derivative(delta, act, z), f"chain rule, entry by entry: {layer.name}'(z)")
     return [chain.build()]
+
+
+def _times_derivative(g, act, z):
+    """``g (.) f'(z)`` for an activation (``c g`` when ``f'`` is a constant c, ``g`` when 1)."""
+    import sympy as sp
+
+    from symnet.kernel import elementwise_derivative
+    from symnet.networks.composer import elementwise
+
+    lam = elementwise_derivative(act.lam)
+    (var,) = lam.variables
+    if var in lam.expr.free_symbols:
+        return sp.HadamardProduct(g, elementwise(lam, z))
+    return g if lam.expr == 1 else sp.MatMul(lam.expr, g, evaluate=False)
 
 
 def _attention(ctx: Context, layer: Attention, shape: tuple, l: int) -> list[Chain]:
@@ -533,9 +526,6 @@ def derive_backprop(net: Sequential, convention: str = "row") -> Derivation:
                          "each routing delta as shown")
         elif isinstance(layer, Embedding):
             chains += _embedding(ctx, layer, shape[0], l)
-        elif isinstance(layer, Residual) and len(layer.block) == 1 and isinstance(layer.block[0], Linear) \
-                and len(shape) == 1:
-            chains += _residual(ctx, n, l)
         elif isinstance(layer, Residual) and n * n <= MAX_EXPLICIT and (
                 chain := _residual_block(ctx, layer.block, shape, l)):
             chains += chain
