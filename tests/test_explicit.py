@@ -33,7 +33,8 @@ def test_entries_match_sympy_matrix_products(widths, spec, a, c, backend):
     W, b = _sympy_reference(widths, a, c)
     assert (result.W_matrix() - W).expand() == sp.zeros(*W.shape)
     assert (result.b_matrix() - b).expand() == sp.zeros(*b.shape)
-    assert result.exact_check and result.numeric_max_abs_error < 1e-9
+    assert result.exact_check and result.point_check and result.numeric_max_abs_error < 1e-9
+    assert result.ok
 
 
 def test_symbolic_affine_parameters_are_variables():
@@ -49,13 +50,81 @@ def test_a_corrupted_forward_pass_fails_the_exact_recheck(monkeypatch, backend):
     original = explicit._forward
 
     def corrupted(ring, *args):
-        W, b = original(ring, *args)
-        W[0][0] = ring.add(W[0][0], ring.one)  # one coefficient off by one
-        return W, b
+        g = original(ring, *args)
+        g[0] = ring.add(g[0], ring.mul(ring.one, ring.tag(0)))  # one coefficient off by one
+        return g
 
     monkeypatch.setattr(explicit, "_forward", corrupted)
     result = explicit.collapse_entries(Network.dense([2, 2, 2]), backend=backend)
+    assert not result.exact_check and not result.ok
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_term_moved_to_another_column_fails_the_exact_recheck(monkeypatch, backend):
+    """The tags pin terms to columns: moving a term (with its column's tag) is seen."""
+    original = explicit._forward
+
+    def moved(ring, *args):
+        g = original(ring, *args)
+        term = ring.mul(ring.var(0), ring.var(6))  # w1_1_1 w2_1_1, a term of column 1
+        g[0] = ring.add(g[0], ring.mul(ring.mul(ring.const(-1), term), ring.tag(0)))
+        g[1] = ring.add(g[1], ring.mul(term, ring.tag(1)))  # now in column 2, with its tag
+        return g
+
+    monkeypatch.setattr(explicit, "_forward", moved)
+    result = explicit.collapse_entries(Network.dense([2, 2, 2]), backend=backend)
     assert not result.exact_check
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_swapped_columns_are_caught_where_the_recheck_cannot_see_them(monkeypatch, backend):
+    """Columns swapped whole, tags and all, leave the tagged sum alone: the point check
+    and the read-out's tag check catch it."""
+    original = explicit._forward
+    monkeypatch.setattr(explicit, "_forward", lambda ring, *args: original(ring, *args)[::-1])
+    result = explicit.collapse_entries(Network.dense([2, 3, 2]), backend=backend)
+    assert result.exact_check and not result.point_check
+    with pytest.raises(AssertionError, match="carries the tag"):
+        _ = result.W
+
+
+def test_an_encoding_fault_shared_by_both_passes_is_caught_by_the_point_check(monkeypatch):
+    """A wrong power for one weight, used alike by the pass and the recheck, agrees with
+    itself; the integer point check and the numeric read-out do not."""
+    if explicit.flint is None:
+        pytest.skip("python-flint is not installed")
+    net = Network.dense([2, 2, 2])
+    explicit._FLINT_RINGS.clear()
+    original = explicit._FlintRing.var
+
+    def wrong(self, v):
+        return original(self, 1) if v == 0 else original(self, v)  # w1_1_1 read as w1_1_2
+
+    monkeypatch.setattr(explicit._FlintRing, "var", wrong)
+    result = explicit.collapse_entries(net, backend="flint")
+    assert result.exact_check and not result.point_check
+    assert result.numeric_max_abs_error > 1e-3 and not result.ok
+    explicit._FLINT_RINGS.clear()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_decoding_fault_is_caught_by_the_numeric_check(monkeypatch, backend):
+    ring_type = explicit._FlintRing if backend == "flint" else explicit._DictRing
+    original = ring_type.to_dict
+
+    def swapped(self, p):  # variables 6 and 7 (w2_1_1, w2_1_2) read as each other
+        swap = {6: 7, 7: 6}
+        return {tuple(sorted(swap.get(v, v) for v in m)): c for m, c in original(self, p).items()}
+
+    monkeypatch.setattr(ring_type, "to_dict", swapped)
+    result = explicit.collapse_entries(Network.dense([2, 2, 2]), backend=backend)
+    assert result.exact_check and result.point_check
+    assert result.numeric_max_abs_error > 1e-3 and not result.ok
+
+
+def test_a_parameter_named_like_a_weight_is_refused():
+    with pytest.raises(SpecError, match="has the name of a weight"):
+        explicit.collapse_entries(Network.dense([1, 1], "affine(a=w1_1_1, c=0)"))
 
 
 def test_nonlinear_and_symbolic_widths_are_refused():
@@ -85,7 +154,7 @@ def test_property_both_rings_give_the_same_entries(widths, spec):
     plain = explicit.collapse_entries(net, backend="python")
     assert fast.W == plain.W and fast.b == plain.b and fast.symbols == plain.symbols
     assert fast.text().splitlines()[:-1] == plain.text().splitlines()[:-1]
-    assert fast.exact_check and plain.exact_check
+    assert fast.ok and plain.ok
     assert fast.numeric_max_abs_error < 1e-9 and plain.numeric_max_abs_error < 1e-9
 
 
@@ -95,4 +164,4 @@ def test_an_unknown_or_missing_backend_is_refused(monkeypatch):
     monkeypatch.setattr(explicit, "flint", None)
     with pytest.raises(SpecError, match="python-flint"):
         explicit.collapse_entries(Network.dense([2, 2]), backend="flint")
-    assert explicit.collapse_entries(Network.dense([2, 2])).exact_check  # the pure fallback
+    assert explicit.collapse_entries(Network.dense([2, 2])).ok  # the pure fallback

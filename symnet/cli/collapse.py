@@ -194,7 +194,7 @@ def run(args: argparse.Namespace) -> int:
         out = latex_document(_tex_escape(result.derivation.title),
                              _tex_escape(collapse_heading(result)) + "\n\n" + out)
     write_output(out, args.output)
-    ok = result.ok and (general is None or general.ok) and (entries is None or entries.exact_check)
+    ok = result.ok and (general is None or general.ok) and (entries is None or entries.ok)
     return 0 if ok else 1
 
 

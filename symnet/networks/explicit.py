@@ -2,26 +2,42 @@
 
 Every weight is a scalar symbol (``w1_0_1`` is row 0, column 1 of ``W1``), so
 each entry of ``W'`` is a polynomial.  SymPy's ``Matrix`` products followed by
-``expand`` build and re-sort large expression trees; here the collapse follows
-the layer recursion
+``expand`` build and re-sort large expression trees; here the entries come from
+one pass of the network itself, on polynomials, at the input of ones:
 
-    W'_k = a_k W'_{k-1} W_k,     b'_k = a_k (b'_{k-1} W_k + b_k) + c_k 1,
+    g_0 = 1^T,     g_l = a_l (g_{l-1} W_l + b_l) + c_l 1^T.
 
-on polynomials in numbered variables, in one of two rings with the same
-operations (:class:`_FlintRing`, python-flint's multivariate polynomials over Q
-written in C, when python-flint is installed, the optional extra
-``symnet[flint]``; else :class:`_DictRing`, plain dicts ``monomial ->
-coefficient`` with a monomial a sorted tuple of variable numbers).  The result
-is checked exactly against an independent recomputation (the product associated
-from the right) and numerically against NumPy at a random point; the entries
-become dicts, and SymPy expressions, only when asked for.
+Column j of ``g_L`` is ``sum_i W'_ij + b'_j``, and nothing is lost in the sum:
+every term of ``W'_ij`` holds exactly one entry of row i of ``W_1`` and no term of
+``b'_j`` holds any, so each entry is read back from the terms by that variable.
+One pass of vector-matrix products instead of matrix-matrix ones.
+
+The polynomials live in one of two rings with the same operations
+(:class:`_FlintRing`, python-flint's multivariate polynomials written in C, when
+python-flint is installed, the optional extra ``symnet[flint]``; else
+:class:`_DictRing`, plain dicts ``monomial -> coefficient`` with a monomial a
+sorted tuple of variable numbers).  Three checks, none sharing the pass's order
+of operations:
+
+* **exact recheck** (every entry): the same map associated from the right,
+  ``rho_{L+1} = t``, ``rho_l = a_l W_l rho_{l+1}``, with the output columns tagged
+  by powers of a fresh variable (``t_j = y^j``), compared exactly with
+  ``sum_j y^j g_L[j]``; the tags pin every term to its column;
+* **exact point check**: one column evaluated exactly at a random integer point
+  against the network's forward pass in Python integers (no polynomial code);
+* **numeric check** (every entry, when the entries are read out): the decoded
+  entries at a random point against NumPy's products.
 """
 
 from __future__ import annotations
 
 import math
+import random
 from dataclasses import dataclass, field
+from fractions import Fraction
 from functools import cached_property, lru_cache
+from itertools import chain
+from operator import getitem, mul
 from typing import Any
 
 import numpy as np
@@ -71,14 +87,22 @@ def _mul(p: Poly, q: Poly) -> Poly:
 
 
 class _DictRing:
-    """Polynomials as dicts ``monomial -> coefficient`` (pure Python)."""
+    """Polynomials as dicts ``monomial -> coefficient`` (pure Python); the column tag
+    ``y`` is variable number ``tag`` (one past the network's symbols)."""
 
     name = "python"
     zero: Poly = {}
     one: Poly = {(): 1}
 
+    def __init__(self, nvars: int):
+        self.nvars = nvars
+        self.layers: dict = {}  # see _layer
+
     def var(self, v: int) -> Poly:
         return {(v,): 1}
+
+    def tag(self, j: int) -> Poly:
+        return {(self.nvars,) * (j + 1): 1}
 
     def const(self, c: Any) -> Poly:
         q = sp.Rational(c)
@@ -106,45 +130,87 @@ class _DictRing:
     def mul(self, p: Poly, q: Poly) -> Poly:
         return _mul(p, q)
 
+    def sum(self, ps: list) -> Poly:
+        """A fresh polynomial: the sum of ``ps``."""
+        acc: Poly = {}
+        for p in ps:
+            _add_into(acc, p)
+        return acc
+
     def to_dict(self, p: Poly) -> Poly:
         return p
 
-    def point(self, values: list[float]) -> list[float]:
-        return values
+    def integer_point(self, rng: random.Random) -> tuple[list[int], list[int]]:
+        """Random integers below 2^16, one per variable: (the argument of
+        :meth:`evaluate_exact`, with the tag at 1; the value of each variable)."""
+        values = [rng.randrange(2, 2 ** 16) for _ in range(self.nvars)]
+        return values + [1], values
 
-    def evaluate(self, p: Poly, point: list[float]) -> float:
-        return float(sum(float(c) * math.prod([point[v] for v in m]) for m, c in p.items()))
+    def evaluate_exact(self, p: Poly, values: list[int]) -> int | Fraction:
+        return sum(c * math.prod(values[v] for v in m) for m, c in p.items())
 
 
 class _FlintRing:
-    """Polynomials over Q in C: python-flint's ``fmpq_mpoly`` in ``nvars`` variables."""
+    """Polynomials in C: python-flint's ``fmpz_mpoly`` (``fmpq_mpoly`` when a coefficient
+    is a fraction), with one generator per *block* of variables.
+
+    A block is a weight matrix ``W_l`` or a bias ``b_l``; its k-th variable is the
+    generator's power ``x^k``.  Writing a monomial with one generator per variable costs
+    a machine word per eight variables, hundreds of words per term of a deep network;
+    here it costs one byte per block.  This is exact because the map ``v -> x_block^k``
+    is a ring homomorphism and, on polynomials whose terms hold at most one variable of
+    each block, one to one: a term of ``g_l`` is a path through the layers and takes at
+    most one entry from each block, and each step multiplies by a block not yet on the
+    path.  :meth:`to_dict` reads a term back and refuses an exponent past its block.
+    Scalar symbols (``a_l``, ``c_l``) are blocks of one variable, ordinary generators,
+    and so is the column tag ``y`` (the last generator).
+    """
 
     name = "flint"
 
-    def __init__(self, nvars: int):
-        self.ctx = flint.fmpq_mpoly_ctx.get(("v", max(nvars, 1)), "lex")
-        self.gens = self.ctx.gens()
-        self.nvars = len(self.gens)
+    def __init__(self, blocks: tuple[tuple[int, ...], ...], rational: bool):
+        kind = flint.fmpq_mpoly_ctx if rational else flint.fmpz_mpoly_ctx
+        # the first generator is the most significant in lex order: the last blocks (the
+        # deepest layers) first, so a new layer's terms sort ahead of the old ones
+        self.ctx = kind.get(("x", len(blocks) + 1), "lex")
+        gens = self.ctx.gens()
+        self.blocks = blocks
+        self.rational = rational
+        self.ngens = len(gens)
+        self._consts: dict[Any, Any] = {}
+        self.layers: dict = {}  # see _layer
         self.zero = self.ctx.from_dict({})
         self.one = self.const(1)
+        self.gen_of = list(range(len(blocks) - 1, -1, -1))  # block number -> generator
+        self.vars: dict[int, Any] = {}
+        self.place: dict[int, tuple[int, int]] = {}  # variable -> (generator, power)
+        for g, block in zip(self.gen_of, blocks):
+            for k, v in enumerate(block, start=1):
+                self.vars[v] = gens[g] ** k
+                self.place[v] = (g, k)
+        self.tags = gens[-1]
 
     def var(self, v: int) -> Any:
-        return self.gens[v]
+        return self.vars[v]
+
+    def tag(self, j: int) -> Any:
+        return self.tags ** (j + 1)
 
     def const(self, c: Any) -> Any:
-        q = sp.Rational(c)
-        return self.ctx.from_dict({(0,) * self.nvars: flint.fmpq(int(q.p), int(q.q))} if q else {})
+        if c not in self._consts:
+            q = sp.Rational(c)
+            value = flint.fmpq(int(q.p), int(q.q)) if self.rational else flint.fmpz(int(q))
+            self._consts[c] = self.ctx.from_dict({(0,) * self.ngens: value} if q else {})
+        return self._consts[c]  # shared: nothing adds into a constant in place
 
     def dot(self, ps: list, qs: list) -> Any:
-        acc = None
-        for p, q in zip(ps, qs):
-            if p:
-                term = p * q
-                if acc is None:
-                    acc = term  # a fresh polynomial: adding into it in place is safe
-                else:
-                    acc.iadd(term)
-        return self.zero if acc is None else acc
+        terms = map(mul, ps, qs)
+        acc = next(terms, None)  # a fresh polynomial: adding into it in place is safe
+        if acc is None:
+            return self.zero
+        for term in terms:
+            acc.iadd(term)
+        return acc
 
     def add(self, p: Any, q: Any) -> Any:
         return p + q
@@ -152,26 +218,69 @@ class _FlintRing:
     def mul(self, p: Any, q: Any) -> Any:
         return p * q
 
-    def to_dict(self, p: Any) -> Poly:
-        out: Poly = {}
-        for exponents, c in p.to_dict().items():
-            m = tuple(v for v, e in enumerate(exponents) for _ in range(e))
-            n, d = int(c.p), int(c.q)
-            out[m] = n if d == 1 else sp.Rational(n, d)
+    def sum(self, ps: list) -> Any:
+        """A fresh polynomial: the sum of ``ps``, added in pairs (a sum of n polynomials of
+        about equal size copies each term about log2(n) times, not n/2)."""
+        ps = list(ps)
+        if len(ps) < 2:
+            return self.ctx.from_dict({}) + (ps[0] if ps else self.zero)
+        while len(ps) > 1:
+            ps = [ps[k] + ps[k + 1] if k + 1 < len(ps) else ps[k] for k in range(0, len(ps), 2)]
+        return ps[0]
+
+    @cached_property
+    def _decode(self) -> list[list[tuple[int, ...]]]:
+        """Per generator, per exponent: the variables that power stands for (a block of
+        one variable is an ordinary generator: the exponent is its power)."""
+        out: list[list[tuple[int, ...]]] = [[()]] * self.ngens
+        for g, block in zip(self.gen_of, self.blocks):
+            if len(block) == 1:
+                # a scalar's power is at most the number of layers, fewer than the blocks
+                out[g] = [block * e for e in range(len(self.blocks) + 1)]
+            else:
+                out[g] = [()] + [(v,) for v in block]
+        # the column tag y: variable number len(place), one past the network's symbols
+        out[-1] = [(len(self.place),) * e for e in range(max(map(len, self.blocks), default=0) + 1)]
         return out
 
-    def point(self, values: list[float]) -> list:
-        exact = [flint.fmpq(*float(v).as_integer_ratio()) for v in values]
-        return exact + [flint.fmpq(0)] * (self.nvars - len(values))
+    def to_dict(self, p: Any) -> Poly:
+        decode = self._decode
+        out: Poly = {}
+        try:
+            for exponents, c in zip(p.monoms(), p.coeffs()):
+                m = tuple(sorted(chain.from_iterable(map(getitem, decode, exponents))))
+                if self.rational:
+                    n, d = int(c.p), int(c.q)
+                    out[m] = n if d == 1 else sp.Rational(n, d)
+                else:
+                    out[m] = int(c)
+        except IndexError:  # an exponent past its block: two of its variables met
+            raise AssertionError("a term holds two variables of one block: the block encoding does not apply") from None
+        return out
 
-    def evaluate(self, p: Any, point: list) -> float:
-        return float(p(*point))  # exact at the point, rounded once
+    def integer_point(self, rng: random.Random) -> tuple[list, list[int]]:
+        """A random integer per generator (below 16: its powers are the block's values,
+        distinct already), and what that makes each variable: a block's k-th variable is
+        its generator's value to the k."""
+        at = [rng.randrange(2, 16) for _ in range(self.ngens - 1)] + [1]  # the column tag at 1
+        values = [0] * len(self.place)
+        for g, block in zip(self.gen_of, self.blocks):
+            power = 1
+            for v in block:
+                power *= at[g]
+                values[v] = power
+        number = flint.fmpq if self.rational else flint.fmpz
+        return [number(x) for x in at], values
+
+    def evaluate_exact(self, p: Any, at: list) -> int | Fraction:
+        value = p(*at)
+        return Fraction(int(value.p), int(value.q)) if self.rational else int(value)
 
 
-_FLINT_RINGS: dict[int, _FlintRing] = {}  # one per number of variables (contexts are kept anyway)
+_FLINT_RINGS: dict[tuple, _FlintRing] = {}  # by block layout (flint keeps its contexts anyway)
 
 
-def _ring(backend: str | None, nvars: int) -> Any:
+def _ring(backend: str | None, blocks: tuple[tuple[int, ...], ...], rational: bool) -> Any:
     if backend is None:
         backend = "flint" if flint is not None else "python"
     if backend not in BACKENDS:
@@ -179,10 +288,13 @@ def _ring(backend: str | None, nvars: int) -> Any:
     if backend == "flint":
         if flint is None:
             raise SpecError("the flint backend needs python-flint (pip install 'symnet[flint]')")
-        if nvars not in _FLINT_RINGS:
-            _FLINT_RINGS[nvars] = _FlintRing(nvars)
-        return _FLINT_RINGS[nvars]
-    return _DictRing()
+        key = (blocks, rational)
+        if key not in _FLINT_RINGS:
+            if len(_FLINT_RINGS) >= 64:
+                _FLINT_RINGS.clear()
+            _FLINT_RINGS[key] = _FlintRing(blocks, rational)
+        return _FLINT_RINGS[key]
+    return _DictRing(sum(len(b) for b in blocks))
 
 
 @dataclass
@@ -190,24 +302,56 @@ class EntrywiseCollapse:
     """``W'`` and ``b'`` of an affine network with every weight a symbol.
 
     ``W`` and ``b`` hold each entry as a dict ``monomial -> coefficient`` (a monomial a
-    sorted tuple of indices into ``symbols``), converted from the ring's own polynomials
-    (``native``) on first use.
+    sorted tuple of indices into ``symbols``), read on first use from the ring's own
+    polynomials (``native``: the columns of ``g_L``); reading them out also runs the
+    numeric check of every entry (:attr:`numeric_max_abs_error`).
     """
 
     network: Network
     symbols: list[sp.Symbol]
-    exact_check: bool
-    numeric_max_abs_error: float
-    native: tuple = field(repr=False)  # (W', b') in the ring's polynomials
+    exact_check: bool  # the right-associated recomputation agrees exactly, column by column
+    point_check: bool  # one column agrees exactly at a random integer point with integer arithmetic
+    native: list = field(repr=False)  # g_L's columns in the ring's polynomials
     ring: Any = field(repr=False)
+    layout: Any = field(repr=False)  # (coeffs, Wvars, bvars, seed): what the numeric check needs
 
     @cached_property
+    def _entries(self) -> tuple[list[list[Poly]], list[Poly]]:
+        coeffs, Wvars, bvars, seed = self.layout
+        row_of = {v: i for i, row in enumerate(Wvars[0]) for v in row}
+        tag = len(self.symbols)  # the column tag's variable number
+        W: list[list[Poly]] = [[{} for _ in self.native] for _ in Wvars[0]]
+        b: list[Poly] = [{} for _ in self.native]
+        for j, column in enumerate(self.native):
+            for m, c in self.ring.to_dict(column).items():
+                if m.count(tag) != j + 1:
+                    raise AssertionError(f"a term of column {j + 1} carries the tag of column {m.count(tag)}")
+                m = m[:-(j + 1)]  # the tag sorts last
+                # the one entry of W_1 in a term of W'_ij is in row i; a term of b'_j has none
+                rows = [row_of[v] for v in m if v in row_of]
+                if len(rows) > 1:
+                    raise AssertionError(f"a term of column {j + 1} holds {len(rows)} entries of W_1")
+                (W[rows[0]][j] if rows else b[j])[m] = c
+        return W, b
+
+    @property
     def W(self) -> list[list[Poly]]:
-        return [[self.ring.to_dict(p) for p in row] for row in self.native[0]]
+        return self._entries[0]
+
+    @property
+    def b(self) -> list[Poly]:
+        return self._entries[1]
 
     @cached_property
-    def b(self) -> list[Poly]:
-        return [self.ring.to_dict(p) for p in self.native[1]]
+    def numeric_max_abs_error(self) -> float:
+        """Every entry, as read out, at a random point against NumPy's products there."""
+        coeffs, Wvars, bvars, seed = self.layout
+        return _numeric_check(self.W, self.b, coeffs, Wvars, bvars, self.symbols, seed)
+
+    @property
+    def ok(self) -> bool:
+        """All three checks pass (the numeric one reads every entry out)."""
+        return self.exact_check and self.point_check and self.numeric_max_abs_error < 1e-9
 
     def entry(self, p: Poly) -> sp.Expr:
         """One entry as a SymPy expression (built on demand)."""
@@ -227,6 +371,7 @@ class EntrywiseCollapse:
             "W": [[str(self.entry(p)) for p in row] for row in self.W],
             "b": [[str(self.entry(p)) for p in self.b]],
             "exact_check": self.exact_check,
+            "point_check": self.point_check,
             "numeric_max_abs_error": self.numeric_max_abs_error,
         }
 
@@ -250,9 +395,15 @@ class EntrywiseCollapse:
                 lines.append(f"W'[{i + 1},{j + 1}] = {_poly_text(p, self.symbols)}")
         for j, p in enumerate(self.b):
             lines.append(f"b'[1,{j + 1}] = {_poly_text(p, self.symbols)}")
-        check = "exact recomputation agrees" if self.exact_check else "EXACT RECOMPUTATION DISAGREES"
-        lines.append(f"({check}; numeric max abs error {self.numeric_max_abs_error:.3g})")
+        lines.append(f"({_check_line(self)})")
         return "\n".join(lines)
+
+
+def _check_line(result: EntrywiseCollapse) -> str:
+    exact = "exact recomputation agrees" if result.exact_check else "EXACT RECOMPUTATION DISAGREES"
+    point = "exact at a random integer point" if result.point_check else "WRONG AT A RANDOM INTEGER POINT"
+    return (f"{exact}; {point}; numeric check of every entry: max abs error "
+            f"{result.numeric_max_abs_error:.3g}")
 
 
 def _poly_text(p: Poly, symbols: list) -> str:
@@ -274,10 +425,12 @@ def _affine_coefficients(net: Network) -> list[tuple[Any, Any]]:
     return out
 
 
-@lru_cache(maxsize=4096)
-def _symbol(name: str) -> sp.Symbol:
-    """The weight symbol ``name`` (SymPy's constructor is slow next to the polynomial work)."""
-    return sp.Symbol(name)
+@lru_cache(maxsize=1024)
+def _layer_symbols(l: int, n_in: int, n_out: int) -> tuple[tuple[sp.Symbol, ...], tuple[sp.Symbol, ...]]:
+    """Layer l's weight symbols ``w{l}_{i}_{j}`` row by row and bias symbols ``b{l}_{j}``
+    (SymPy's constructor is slow next to the polynomial work)."""
+    return (tuple(sp.Symbol(f"w{l}_{i + 1}_{j + 1}") for i in range(n_in) for j in range(n_out)),
+            tuple(sp.Symbol(f"b{l}_{j + 1}") for j in range(n_out)))
 
 
 def collapse_entries(net: Network, seed: int = 0, backend: str | None = None) -> EntrywiseCollapse:
@@ -299,94 +452,134 @@ def collapse_entries(net: Network, seed: int = 0, backend: str | None = None) ->
         )
     symbols: list[sp.Symbol] = []
     index: dict[sp.Symbol, int] = {}
-
-    def var(sym: sp.Symbol) -> int:
-        if sym not in index:
-            index[sym] = len(symbols)
-            symbols.append(sym)
-        return index[sym]
-
     for a, c in coeffs:  # the scalar symbols first
         for value in (a, c):
             if value.is_Symbol:
-                var(value)
+                if value not in index:
+                    index[value] = len(symbols)
+                    symbols.append(value)
             elif not value.is_Rational:
                 raise SpecError(f"activation parameter {value} must be a number or a symbol")
+    blocks: list[tuple[int, ...]] = [(v,) for v in range(len(symbols))]
     Wvars, bvars = [], []
     for l, (n_in, n_out) in enumerate(zip(widths, widths[1:]), start=1):
-        Wvars.append([[var(_symbol(f"w{l}_{i + 1}_{j + 1}")) for j in range(n_out)] for i in range(n_in)])
-        bvars.append([var(_symbol(f"b{l}_{j + 1}")) for j in range(n_out)])
-
-    ring = _ring(backend, len(symbols))
+        weights, biases = _layer_symbols(l, n_in, n_out)
+        start = len(symbols)
+        symbols += weights
+        Wvars.append([list(range(start + i * n_out, start + (i + 1) * n_out)) for i in range(n_in)])
+        blocks.append(tuple(range(start, len(symbols))))
+        start = len(symbols)
+        symbols += biases
+        bvars.append(list(range(start, len(symbols))))
+        blocks.append(tuple(bvars[-1]))
+    clash = {s.name for s in index}.intersection(s.name for s in symbols[len(index):]) if index else ()
+    if clash:
+        raise SpecError(f"activation parameter {min(clash)} has the name of a weight or bias; "
+                        "rename it for --entries")
+    rational = any(value.is_Rational and not value.is_Integer for a, c in coeffs for value in (a, c))
+    ring = _ring(backend, tuple(blocks), rational)
 
     def element(value: sp.Expr) -> Any:
         return ring.var(index[value]) if value.is_Symbol else ring.const(value)
 
     layers = [(element(a), element(c), Wvars[l], bvars[l]) for l, (a, c) in enumerate(coeffs)]
-    Wp = _forward(ring, widths, layers)
-    exact = _exact_recheck(ring, widths, layers, Wp)
-    numeric = _numeric_check(ring, widths, coeffs, Wvars, bvars, symbols, Wp, seed)
-    return EntrywiseCollapse(net, symbols, exact, numeric, Wp, ring)
+    g = _forward(ring, widths, layers)
+    exact = _exact_recheck(ring, widths, layers, g)
+    point = _point_check(ring, coeffs, index, Wvars, bvars, g, seed)
+    return EntrywiseCollapse(net, symbols, exact, point, g, ring, (coeffs, Wvars, bvars, seed))
 
 
-def _forward(ring: Any, widths: list[int], layers: list) -> tuple[list, list]:
-    """``W'_k = a_k W'_{k-1} W_k``, ``b'_k = a_k (b'_{k-1} W_k + b_k) + c_k 1``, layer by layer."""
-    W = b = None  # the identity and zero before the first layer
-    for (a, c, Wv, bv), n_out in zip(layers, widths[1:]):
-        if W is None:
-            W = [[ring.var(v) for v in row] for row in Wv]
-            b = [ring.var(v) for v in bv]
+def _layer(ring: Any, l: int, Wv: list, bv: list, tagged: bool) -> tuple[list, list, list]:
+    """Layer l's entries as ring elements: (columns of W_l, rows of W_l, b_l), the columns
+    and biases times the column tags when ``tagged``.  Kept by the ring (one per block
+    layout, so per shape), like its generators' powers."""
+    key = (l, tagged)
+    if key not in ring.layers:
+        var, tag, times = ring.var, ring.tag, ring.mul
+        columns = [[var(row[j]) for row in Wv] for j in range(len(bv))]
+        biases = [var(v) for v in bv]
+        if tagged:
+            columns = [[times(e, tag(j)) for e in column] for j, column in enumerate(columns)]
+            biases = [times(e, tag(j)) for j, e in enumerate(biases)]
+        ring.layers[key] = (columns, [[var(v) for v in row] for row in Wv], biases)
+    return ring.layers[key]
+
+
+def _forward(ring: Any, widths: list[int], layers: list) -> list:
+    """``g_0 = 1^T``, ``g_l = a_l (g_{l-1} W_l + b_l) + c_l 1^T``: the columns of ``g_L``,
+    each term of column j tagged ``y^j`` (the last layer's entries of column j carry it)."""
+    add, dot, mul, one, zero = ring.add, ring.dot, ring.mul, ring.one, ring.zero
+    last = len(layers) - 1
+    g = None  # 1^T: the first layer's columns are summed
+    for l, (a, c, Wv, bv) in enumerate(layers):
+        columns, _, biases = _layer(ring, l, Wv, bv, l == last)
+        if g is None:
+            g = [add(ring.sum(column), bias) for column, bias in zip(columns, biases)]
         else:
-            columns = [[ring.var(row[j]) for row in Wv] for j in range(n_out)]
-            W = [[ring.dot(row, column) for column in columns] for row in W]
-            b = [ring.add(ring.dot(b, column), ring.var(v)) for column, v in zip(columns, bv)]
-        if a != ring.one:
-            W = [[ring.mul(p, a) for p in row] for row in W]
-            b = [ring.mul(p, a) for p in b]
-        if c != ring.zero:
-            b = [ring.add(p, c) for p in b]
-    return W, b
+            g = [add(dot(g, column), bias) for column, bias in zip(columns, biases)]
+        if a != one:
+            g = [mul(p, a) for p in g]
+        if c != zero:
+            g = [add(p, mul(c, ring.tag(j)) if l == last else c) for j, p in enumerate(g)]
+    return g
 
 
-def _exact_recheck(ring: Any, widths: list[int], layers: list, result: tuple) -> bool:
-    """Recompute with the product associated from the right and compare exactly."""
-    nL = widths[-1]
-    # suffix products S = a_k W_k a_{k+1} W_{k+1} ... a_L W_L, built from the right (None: I)
-    S = None
-    b_total = [ring.zero] * nL
-    for a, c, Wv, bv in reversed(layers):
-        # b_l and c_l 1 carried through the suffix after layer l
-        for j in range(nL):
-            column = None if S is None else [S[k][j] for k in range(len(bv))]
-            through = ring.var(bv[j]) if S is None else ring.dot(column, [ring.var(v) for v in bv])
-            term = through if a == ring.one else ring.mul(through, a)
-            if c != ring.zero:
-                ones = ring.one if S is None else ring.dot(column, [ring.one] * len(bv))
-                term = ring.add(term, ring.mul(c, ones))
-            b_total[j] = ring.add(b_total[j], term)
-        # S <- a_l W_l S
-        if S is None:
-            S = [[ring.var(v) for v in row] for row in Wv]
-        else:
-            S = [[ring.dot([S[k][j] for k in range(len(row))], [ring.var(v) for v in row]) for j in range(nL)]
-                 for row in Wv]
-        if a != ring.one:
-            S = [[ring.mul(p, a) for p in row] for row in S]
-    W, b = result
-    return all(S[i][j] == W[i][j] for i in range(len(W)) for j in range(nL)) and all(
-        b_total[j] == b[j] for j in range(nL)
-    )
+def _exact_recheck(ring: Any, widths: list[int], layers: list, g: list) -> bool:
+    """The map associated from the right, against ``sum_j g_L[j]`` (tagged columns).
+
+    ``rho_{L+1} = t`` (``t_j = y^j``) and ``rho_l = a_l W_l rho_{l+1}``; then
+    ``sum_j g_L[j] = 1^T rho_1 + sum_l (a_l b_l + c_l 1^T) rho_{l+1}``.  Equal as
+    polynomials, every column of ``g_L`` is right: a term of column j carries ``y^j``
+    in both, so no term can move between columns unseen (and reading a column out
+    checks that its terms carry its own tag)."""
+    add, dot, mul, one, zero = ring.add, ring.dot, ring.mul, ring.one, ring.zero
+    rho = [ring.tag(j) for j in range(widths[-1])]
+    parts = []
+    for l, (a, c, Wv, bv) in reversed(list(enumerate(layers))):
+        _, rows, biases = _layer(ring, l, Wv, bv, False)
+        bias = dot(biases, rho)
+        if a != one:
+            bias = mul(bias, a)
+        if c != zero:
+            bias = add(bias, mul(c, ring.sum(rho)))
+        parts.append(bias)
+        rho = [dot(row, rho) for row in rows]
+        if a != one:
+            rho = [mul(p, a) for p in rho]
+    return ring.sum(g) == ring.sum(rho + parts[::-1])
 
 
-def _numeric_check(ring, widths, coeffs, Wvars, bvars, symbols, result, seed) -> float:
-    """Max abs difference between the entries evaluated at a random point and NumPy's
-    products at that point (values multiples of 1/64, none zero, so a misplaced
-    variable shows)."""
-    rng = np.random.default_rng(seed)
+def _point_check(ring: Any, coeffs: list, index: dict, Wvars: list, bvars: list, g: list, seed: int) -> bool:
+    """One column of ``g_L``, evaluated exactly at a random integer point (the column tag
+    ``y`` at 1), against the network's forward pass at the input of ones in Python
+    integers (fractions where a coefficient is one).  A spot check by arithmetic that
+    shares no code with the polynomials; the exact recheck is the one that covers
+    every entry."""
+    rng = random.Random(seed)
+    at, values = ring.integer_point(rng)
+    rational = any(v.is_Rational and not v.is_Integer for a, c in coeffs for v in (a, c))
+
+    def number(v: sp.Expr) -> Any:
+        if v.is_Symbol:
+            return values[index[v]]
+        return Fraction(int(v.p), int(v.q)) if rational else int(v)
+
+    h: list[Any] = [1] * len(Wvars[0])
+    for (a, c), Wl, bl in zip(coeffs, Wvars, bvars):
+        a, c = number(a), number(c)
+        h = [a * sum((x * values[row[j]] for x, row in zip(h, Wl)), values[bl[j]]) + c for j in range(len(bl))]
+    j = rng.randrange(len(g))
+    return ring.evaluate_exact(g[j], at) == h[j]
+
+
+def _numeric_check(W: list, b: list, coeffs: list, Wvars: list, bvars: list, symbols: list, seed: int) -> float:
+    """Max abs difference between every entry evaluated at a random point and NumPy's
+    products there (values multiples of 1/64, none zero, so a misplaced variable shows)."""
+    rng = np.random.default_rng(seed + 1)
+    widths = [len(Wvars[0])] + [len(bl) for bl in bvars]
     sixty_fourths = np.round(64 * rng.standard_normal(len(symbols)) / np.sqrt(max(widths)))
     sixty_fourths[sixty_fourths == 0] = 1
     values = sixty_fourths / 64
-    point = ring.point(values.tolist())
     position = {sym: i for i, sym in enumerate(symbols)}
 
     def number(v: sp.Expr) -> float:
@@ -398,7 +591,10 @@ def _numeric_check(ring, widths, coeffs, Wvars, bvars, symbols, result, seed) ->
         h_W = Wl if h_W is None else h_W @ Wl
         h_b = bl if h_b is None else h_b @ Wl + bl
         h_W, h_b = number(a) * h_W, number(a) * h_b + number(c)
-    W, b = result
-    got_W = np.array([[ring.evaluate(p, point) for p in row] for row in W])
-    got_b = np.array([[ring.evaluate(p, point) for p in b]])
+
+    def evaluate(p: Poly) -> float:
+        return float(sum(float(c) * math.prod([values[v] for v in m]) for m, c in p.items()))
+
+    got_W = np.array([[evaluate(p) for p in row] for row in W])
+    got_b = np.array([[evaluate(p) for p in b]])
     return float(max(np.max(np.abs(got_W - h_W)), np.max(np.abs(got_b - h_b))))
