@@ -1,4 +1,6 @@
 """C10: the sigmoid is a squashing function; steep sigmoid sums approximate a continuous function."""
+# seconds: 0.3  (after C7 in the same process)
+# together: catalogue
 
 import numpy as np
 import sympy as sp

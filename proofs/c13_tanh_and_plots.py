@@ -1,4 +1,6 @@
 """C13: tanh squashes a vector elementwise into (-1, 1); every catalogue activation, plotted."""
+# seconds: 0.3  (after C7 in the same process)
+# together: catalogue
 
 import mpmath
 import numpy as np

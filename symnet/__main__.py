@@ -1,3 +1,3 @@
-from symnet.cli import main
+from symnet.cli import entry
 
-raise SystemExit(main())
+entry()

@@ -325,3 +325,31 @@ def test_kernel_labels_come_only_from_the_kernel():
         s.fact("trust me", True, kind="kernel")
     with pytest.raises(TypeError):
         s.check("trust me", True)
+
+
+def test_proofs_marked_together_share_one_worker_and_the_load_is_balanced(tmp_path):
+    from symnet.notes.proofs import _batches
+
+    files = []
+    for name, head in [("a.py", "# seconds: 2\n# together: cat\n"), ("b.py", "# seconds: 1\n# together: cat\n"),
+                       ("c.py", "# seconds: 1.5\n"), ("d.py", "# seconds: 1\n"), ("e.py", "# seconds: 0.2\n")]:
+        path = tmp_path / name
+        path.write_text(head + "CLAIM = 'C1'\n", encoding="utf-8")
+        files.append(path)
+    batches = _batches(files, 2)
+    together = [b for b in batches if files[0] in b]
+    assert len(together) == 1 and files[1] in together[0]
+    assert sorted(len(b) for b in batches) == [2, 3]  # {a, b} against {c, d, e}
+    assert sorted(p for b in batches for p in b) == sorted(files)
+
+
+def test_the_command_entry_exits_with_main_s_code_without_teardown():
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "symnet", "collapse", "--layers", "2,x,1", "--activation", "nope"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "symnet: error:" in done.stderr and "Traceback" not in done.stderr
+    done = subprocess.run([sys.executable, "-m", "symnet", "collapse", "--layers", "2,2,1", "--format", "json"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.rstrip().endswith("}")  # flushed before the exit

@@ -66,6 +66,20 @@ def write_output(text: str, path: str | None) -> None:
         raise SymnetError(f"cannot write {path}: {exc.strerror}") from None
 
 
+def entry() -> None:
+    """The ``symnet`` command: :func:`main`, then the process ends without tearing the
+    interpreter down.  Finalising SymPy's modules and caches costs a third of a second
+    after a long run; by then every file symnet writes is closed (``with`` blocks) and
+    the proof workers have been joined, so there is nothing left to clean up."""
+    code = main()
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (BrokenPipeError, ValueError):  # the reader went away, or the stream is closed
+        code = code or 1
+    os._exit(code)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     if argv is not None:

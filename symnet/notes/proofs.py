@@ -960,14 +960,23 @@ def _run_batch(paths: list[str]) -> list[Part]:
 
 def _batches(files: list[Path], workers: int) -> list[list[Path]]:
     """Split the files over the workers: largest expected cost first, each to the
-    least loaded worker (a proof may state its cost with a ``# seconds: N`` line)."""
+    least loaded worker (a proof may state its cost with a ``# seconds: N`` line).
+    Files with the same ``# together: NAME`` line go to one worker as one unit: they
+    share work a process keeps (the catalogue's derived properties, computed once)."""
+    units: dict[str, list[Path]] = {}
+    for f in files:
+        m = _TOGETHER.search(_head(f))
+        units.setdefault(m.group(1) if m else str(f), []).append(f)
     batches: list[list[Path]] = [[] for _ in range(workers)]
     load = [0.0] * workers
-    for f in sorted(files, key=_cost_hint, reverse=True):
+    for unit in sorted(units.values(), key=lambda u: sum(map(_cost_hint, u)), reverse=True):
         i = min(range(workers), key=lambda k: load[k])
-        batches[i].append(f)
-        load[i] += _cost_hint(f)
+        batches[i].extend(unit)
+        load[i] += sum(map(_cost_hint, unit))
     return [b for b in batches if b]
+
+
+_TOGETHER = re.compile(r"^#\s*together:\s*(\S+)", re.M)
 
 
 def _head(path: Path) -> str:
