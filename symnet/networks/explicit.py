@@ -1,6 +1,6 @@
 """Collapse with explicit entries: ``W'`` and ``b'`` written out entry by entry.
 
-Every weight is a scalar symbol (``w1_0_1`` is row 0, column 1 of ``W1``), so
+Every weight is a scalar symbol (``w1_1_2`` is row 1, column 2 of ``W1``), so
 each entry of ``W'`` is a polynomial.  SymPy's ``Matrix`` products followed by
 ``expand`` build and re-sort large expression trees; here the entries come from
 one pass of the network itself, on polynomials, at the input of ones:
@@ -19,10 +19,11 @@ python-flint is installed, the optional extra ``symnet[flint]``; else
 sorted tuple of variable numbers).  Three checks, none sharing the pass's order
 of operations:
 
-* **exact recheck** (every entry): the same map associated from the right,
-  ``rho_{L+1} = t``, ``rho_l = a_l W_l rho_{l+1}``, with the output columns tagged
-  by powers of a fresh variable (``t_j = y^j``), compared exactly with
-  ``sum_j y^j g_L[j]``; the tags pin every term to its column;
+* **exact recheck** (every entry): the output columns are tagged by powers of a
+  fresh variable (column j's entries of the last layer carry ``y^j``), and the same
+  map associated from the right, ``rho_{L+1} = (y, y^2, ...)``,
+  ``rho_l = a_l W_l rho_{l+1}``, is compared exactly with ``sum_j g_L[j]``; the
+  tags pin every term to its column, and reading a column out checks its tag;
 * **exact point check**: one column evaluated exactly at a random integer point
   against the network's forward pass in Python integers (no polynomial code);
 * **numeric check** (every entry, when the entries are read out): the decoded
