@@ -79,6 +79,40 @@ class _Undecided(Exception):
 
 
 # ---------------------------------------------------------------------------
+# Memoised SymPy calls (pure functions of their arguments; the analysis asks
+# for the same derivative, simplification or solution set many times)
+
+
+def _diff(expr: sp.Expr, k: int = 1) -> sp.Expr:
+    """``sympy.diff(expr, Z, k)``, computed once per expression and order.
+
+    ``diff(expr, Z)`` and ``diff(expr, Z, 1)`` are the same call to SymPy (both
+    ask for one derivative in z), so they share a cache entry.
+    """
+    return _diff_cached(expr, k)
+
+
+@functools.lru_cache(maxsize=4096)
+def _diff_cached(expr: sp.Expr, k: int) -> sp.Expr:
+    return sp.diff(expr, Z) if k == 1 else sp.diff(expr, Z, k)
+
+
+@functools.lru_cache(maxsize=2048)
+def _simplify(expr: sp.Expr) -> sp.Expr:
+    """``sympy.simplify(expr)``, computed once per expression."""
+    return sp.simplify(expr)
+
+
+@functools.lru_cache(maxsize=512)
+def _solve_for_z(eq_rhs: sp.Expr) -> tuple[sp.Expr, ...]:
+    """``sympy.solve(Eq(y, eq_rhs), z)`` (empty when SymPy gives up), once per expression."""
+    try:
+        return tuple(sp.solve(sp.Eq(Y, eq_rhs), Z))
+    except (NotImplementedError, ValueError, TypeError):
+        return ()
+
+
+# ---------------------------------------------------------------------------
 # Results
 
 
@@ -222,7 +256,7 @@ def _cells(expr: sp.Expr) -> tuple[_Cell, ...]:
 
     def owner(at: sp.Expr) -> sp.Expr:
         for x, s in pairs:
-            if s.contains(at) == sp.true:
+            if _contains(s, at):
                 return x
         raise _Undecided(f"no piece covers z = {at}")
 
@@ -239,6 +273,25 @@ def _cells(expr: sp.Expr) -> tuple[_Cell, ...]:
                 raise _Undecided(f"the formula is undefined at z = {b}")
             cells.append(_Cell(b, b, x, value))
     return tuple(_mark_isolated(cells))
+
+
+def _is_rational_or_oo(x: sp.Expr) -> bool:
+    return bool(x.is_Rational) or x in (_OO, _NEG_OO)
+
+
+def _contains(s: sp.Set, at: sp.Expr) -> bool:
+    """``s.contains(at) == true``.
+
+    For an interval with rational (or infinite) ends and a rational point the
+    comparison is done directly (it is exact, and it is what ``contains``
+    evaluates there); anything else is left to ``contains``.
+    """
+    if (isinstance(s, sp.Interval) and at.is_Rational
+            and _is_rational_or_oo(s.start) and _is_rational_or_oo(s.end)):
+        above = (at > s.start) if s.left_open else (at >= s.start)
+        below = (at < s.end) if s.right_open else (at <= s.end)
+        return bool(above == sp.true and below == sp.true)
+    return s.contains(at) == sp.true
 
 
 def _mark_isolated(cells: list[_Cell]) -> list[_Cell]:
@@ -286,13 +339,13 @@ def _diff_cells(cells: tuple[_Cell, ...]) -> tuple[_Cell, ...]:
     out: list[_Cell] = []
     for i, c in enumerate(cells):
         if not c.is_point:
-            out.append(_Cell(c.lo, c.hi, sp.diff(c.expr, Z)))
+            out.append(_Cell(c.lo, c.hi, _diff(c.expr)))
             continue
         b = c.lo
         if c.expr is not None:
-            d = sp.diff(c.expr, Z)
-            left_d = sp.diff(cells[i - 1].expr, Z)
-            right_d = sp.diff(cells[i + 1].expr, Z)
+            d = _diff(c.expr)
+            left_d = _diff(cells[i - 1].expr)
+            right_d = _diff(cells[i + 1].expr)
             side = "-" if c.expr == cells[i - 1].expr else "+"
             value = _side_limit(d, b, side)
             owner = d if d in (left_d, right_d) else None
@@ -302,8 +355,8 @@ def _diff_cells(cells: tuple[_Cell, ...]) -> tuple[_Cell, ...]:
         left, right = cells[i - 1].expr, cells[i + 1].expr
         value = sp.Integer(0)
         if _same(_side_limit(left, b, "-"), c.value) and _same(_side_limit(right, b, "+"), c.value):
-            dl = _side_limit(sp.diff(left, Z), b, "-")
-            dr = _side_limit(sp.diff(right, Z), b, "+")
+            dl = _side_limit(_diff(left), b, "-")
+            dr = _side_limit(_diff(right), b, "+")
             if _same(dl, dr):
                 value = dl
         out.append(_Cell(b, b, None, value))
@@ -327,7 +380,7 @@ def _same(a: Any, b: Any) -> bool | None:
         da, db = sp.N(a, 40), sp.N(b, 40)
         scale = max(1.0, abs(float(da)), abs(float(db)))
         return abs(float(sp.N(da - db, 40))) <= 1e-25 * scale
-    d = sp.simplify(a - b)
+    d = _simplify(a - b)
     if d == 0:
         return True
     if d.is_number:
@@ -371,6 +424,12 @@ def _cell_points(lo: sp.Expr, hi: sp.Expr) -> np.ndarray:
     """Sample points strictly inside the cell (lo, hi)."""
     a = -math.inf if lo == _NEG_OO else float(lo)
     b = math.inf if hi == _OO else float(hi)
+    return _cell_points_float(a, b).copy()
+
+
+@functools.lru_cache(maxsize=256)
+def _cell_points_float(a: float, b: float) -> np.ndarray:
+    """:func:`_cell_points` for the float bounds a < b (cached; callers get a copy)."""
     parts = [GRID[(GRID > a) & (GRID < b)]]
     offsets = np.geomspace(1e-9, 1.0, 60)
     if math.isfinite(a):
@@ -385,12 +444,12 @@ def _cell_points(lo: sp.Expr, hi: sp.Expr) -> np.ndarray:
 
 @functools.lru_cache(maxsize=2048)
 def _np_fn(expr: sp.Expr):
-    return sp.lambdify(Z, expr, modules=[LAMBDIFY_NUMPY, "numpy"])
+    return sp.lambdify(Z, expr, modules=[LAMBDIFY_NUMPY, "numpy"], docstring_limit=0)
 
 
 @functools.lru_cache(maxsize=2048)
 def _mp_fn(expr: sp.Expr):
-    return sp.lambdify(Z, expr, modules="mpmath")
+    return sp.lambdify(Z, expr, modules="mpmath", docstring_limit=0)
 
 
 def _np_eval(expr: sp.Expr, pts: np.ndarray) -> np.ndarray:
@@ -426,6 +485,7 @@ def _mp_sign(expr: sp.Expr, x: float) -> int:
     return 0
 
 
+@functools.lru_cache(maxsize=1024)
 def _signs(expr: sp.Expr, lo: sp.Expr, hi: sp.Expr) -> tuple[bool, bool]:
     """(takes a positive value, takes a negative value) on the open cell (lo, hi).
 
@@ -521,7 +581,7 @@ def _identify(d: sp.Expr, root: mpmath.mpf) -> sp.Expr | None:
             if abs(residual) > mpmath.mpf(10) ** -45:
                 continue
         try:
-            if sp.simplify(d.subs(Z, cand)) == 0:
+            if _simplify(d.subs(Z, cand)) == 0:
                 return cand
         except Exception:
             continue
@@ -530,7 +590,7 @@ def _identify(d: sp.Expr, root: mpmath.mpf) -> sp.Expr | None:
 
 def _critical_values(expr: sp.Expr, lo: sp.Expr, hi: sp.Expr) -> list[_Bound]:
     """Values of ``expr`` at the smallest and largest of its local extrema in (lo, hi)."""
-    d = sp.diff(expr, Z)
+    d = _diff(expr)
     if not d.has(Z):
         return []
     pts = _cell_points(lo, hi)
@@ -577,7 +637,7 @@ def _critical_bound(expr: sp.Expr, d: sp.Expr, root: mpmath.mpf) -> _Bound:
     numeric = _mp_eval(expr, root)
     exact = _identify(d, root)
     if exact is not None:
-        value = sp.simplify(expr.subs(Z, exact))
+        value = _simplify(expr.subs(Z, exact))
         if value.is_number and _close(_float(value), float(numeric), 1e-12):
             return _Bound(value, True)
     return _Bound(sp.Float(mpmath.nstr(numeric, DIGITS), DIGITS), True, numeric=True)
@@ -643,12 +703,12 @@ def _sign_aware_simplify(g: sp.Expr, image: sp.Set | None) -> sp.Expr:
             back[w] = sign * p
     if not repl:
         return g
-    h = sp.simplify(g.xreplace(repl))
+    h = _simplify(g.xreplace(repl))
     return h.xreplace({w: sp.expand(v) for w, v in back.items()})
 
 
 def _np_eval_y(expr: sp.Expr, ys: np.ndarray) -> np.ndarray:
-    f = sp.lambdify(Y, expr, modules=[LAMBDIFY_NUMPY, "numpy"])
+    f = sp.lambdify(Y, expr, modules=[LAMBDIFY_NUMPY, "numpy"], docstring_limit=0)
     with np.errstate(all="ignore"):
         return np.broadcast_to(np.asarray(f(ys), dtype=float), ys.shape)
 
@@ -681,16 +741,12 @@ def _invert(e: sp.Expr, d: sp.Expr, image: sp.Set | None) -> sp.Expr | None:
     if not direct.has(Z):
         candidates.append(direct)
     if not candidates:
-        try:
-            solutions = sp.solve(sp.Eq(Y, e0), Z)
-        except (NotImplementedError, ValueError, TypeError):
-            solutions = []
-        candidates += [d0.subs(Z, s) for s in solutions]
+        candidates += [d0.subs(Z, s) for s in _solve_for_z(e0)]
     for g in candidates:
         if sp.count_ops(g) > 2 * sp.count_ops(d0) + 12:
             continue  # much longer than f' itself: no use to anyone, and slow to prove
         forms = []
-        simple = sp.simplify(g)
+        simple = _simplify(g)
         forms.append(simple)
         image0 = image
         if image is not None and back:
@@ -699,7 +755,7 @@ def _invert(e: sp.Expr, d: sp.Expr, image: sp.Set | None) -> sp.Expr | None:
         for h in sorted(forms, key=sp.count_ops):
             if h.has(Z) or h.has(sp.I) or not _numerically_inverse(h.xreplace(back), e, d):
                 continue
-            if sp.simplify(h.subs(Y, e0) - d0) == 0:
+            if _simplify(h.subs(Y, e0) - d0) == 0:
                 factored = sp.factor(h)
                 if sp.count_ops(factored) <= sp.count_ops(h):
                     h = _tidy(factored)
@@ -827,7 +883,7 @@ class _Analysis:
     @cached_property
     def derivative(self) -> sp.Expr:
         if self.cells is None:
-            return sp.diff(piecewise_form(self.body), Z)
+            return _diff(piecewise_form(self.body))
         folded = self._even_fold(self.dcells(1))
         if folded is not None:
             return folded
@@ -873,8 +929,8 @@ class _Analysis:
             if not any(t.as_coeff_exponent(Z - b)[1] < 0 for t in sp.Add.make_args(series)):
                 return _OO
         for k in range(1, MAX_ORDER + 1):
-            lk = _side_limit(sp.diff(left, Z, k), b, "-")
-            rk = _side_limit(sp.diff(right, Z, k), b, "+")
+            lk = _side_limit(_diff(left, k), b, "-")
+            rk = _side_limit(_diff(right, k), b, "+")
             same = _same(lk, rk)
             if same is None:
                 return None
@@ -891,18 +947,16 @@ class _Analysis:
             if c.is_point or not c.expr.has(Z):
                 continue
             for k in range(3):
-                d = sp.diff(c.expr, Z, k)
+                d = _diff(c.expr, k)
                 if not self._continuous_on(d, c.lo, c.hi):
                     return k - 1
         return _OO
 
     def _continuous_on(self, expr: sp.Expr, lo: sp.Expr, hi: sp.Expr) -> bool:
         interval = sp.Interval.open(lo, hi)
-        try:
-            dom = sp.calculus.util.continuous_domain(expr, Z, interval)
-            return dom == interval
-        except Exception:
-            pass
+        decided = _continuous_domain_is(expr, interval)
+        if decided is not None:
+            return decided
         self.numeric_notes.append("continuity inside pieces (sampled at 30 digits)")
         pts = _cell_points(lo, hi)
         pts = pts[np.abs(pts) <= 50][::20]
@@ -976,13 +1030,17 @@ class _Analysis:
     # -- monotonicity ------------------------------------------------------------
     def _direction(self, k: int) -> tuple[bool | None, bool | None]:
         """(f^(k) non-decreasing, f^(k) non-increasing), ignoring values at points."""
-        cells, dcells = self.dcells(k), self.dcells(k + 1)
+        cells = self.dcells(k)
         up, down = True, True
-        for c, dc in zip(cells, dcells):
+        for c in cells:
             if c.is_point:
                 continue
-            pos, neg = _signs(dc.expr, dc.lo, dc.hi)
-            if dc.expr.has(Z):
+            # f^(k+1) on the open cell: the derivative of the piece, exactly what
+            # ``dcells(k + 1)`` holds there.  Only open cells are read, so the
+            # values of f^(k+1) at the breakpoints (one-sided limits) are not needed
+            d = _diff(c.expr)
+            pos, neg = _signs(d, c.lo, c.hi)
+            if d.has(Z):
                 self.numeric_notes.append(
                     f"sign of f{chr(39) * (k + 1)} (sampled, confirmed at 30-240 digits)"
                 )
@@ -1008,7 +1066,7 @@ class _Analysis:
         """(f non-decreasing, f non-increasing) on R; None where undecided."""
         if self.cells is not None and not self.symbolic_params:
             return self._direction(0)
-        d = sp.diff(self.body, Z)
+        d = _diff(self.body)
         if self._constant_derivative and d.is_number:
             return _le(0, d), _le(d, 0)
         return None, None
@@ -1024,13 +1082,13 @@ class _Analysis:
 
     @cached_property
     def _constant_derivative(self) -> bool:
-        return self.cells is not None and len(self.cells) == 1 and not sp.diff(self.body, Z).has(Z)
+        return self.cells is not None and len(self.cells) == 1 and not _diff(self.body).has(Z)
 
     @cached_property
     def derivative_monotonic(self) -> bool | None:
         if self.cells is None:
             return None
-        if len(self.cells) == 1 and not sp.diff(self.body, Z, 2).has(Z):
+        if len(self.cells) == 1 and not _diff(self.body, 2).has(Z):
             return True  # f' affine in z
         if self.symbolic_params:
             return None
@@ -1047,7 +1105,7 @@ class _Analysis:
         """f(0) = 0 and f'(0) = 1, f differentiable at 0 (both one-sided derivatives 1)."""
         if self.cells is None:
             f0 = self.body.subs(Z, 0)
-            d0 = sp.diff(self.body, Z).subs(Z, 0)
+            d0 = _diff(self.body).subs(Z, 0)
             return _and3(_same(f0, 0), _same(d0, 1))
         f0 = self._value_at_zero(self.cells)
         checks = [_same(f0, 0)]
@@ -1081,8 +1139,8 @@ class _Analysis:
         if self.cells is None:  # breakpoints not numbers: a kink cannot be ruled out
             if self.body.has(sp.Piecewise, sp.Abs, sp.Max, sp.Min, sp.Heaviside, sp.sign):
                 return None
-            return True if sp.simplify(sp.diff(self.body, Z, 2)) == 0 else None
-        flat = [_identically_zero(sp.diff(c.expr, Z, 2), c) for c in self.cells if not c.is_point]
+            return True if _simplify(_diff(self.body, 2)) == 0 else None
+        flat = [_identically_zero(_diff(c.expr, 2), c) for c in self.cells if not c.is_point]
         if False in flat:
             return False
         if len(self.cells) == 1:
@@ -1114,12 +1172,12 @@ class _Analysis:
     # -- the derivative through the output ----------------------------------------
     @cached_property
     def derivative_in_output(self) -> sp.Expr | None:
-        d = sp.diff(self.body, Z)
+        d = _diff(self.body)
         if self.cells is not None and len(self.cells) == 1 and not d.has(Z):
             return d
         if self.cells is None or self.symbolic_params:
             if self.cells is not None and len(self.cells) == 1:
-                return _invert(self.cells[0].expr, sp.diff(self.cells[0].expr, Z), None)
+                return _invert(self.cells[0].expr, _diff(self.cells[0].expr), None)
             return None
         try:
             images = self.images
@@ -1170,7 +1228,7 @@ class _Analysis:
     def _check_in_output(self, g: sp.Expr) -> bool:
         """g(f(z)) = f'(z) numerically at sample points of every cell (a guard)."""
         rng = np.random.default_rng(0)
-        gf = sp.lambdify(Y, g, modules=[LAMBDIFY_NUMPY, "numpy"])
+        gf = sp.lambdify(Y, g, modules=[LAMBDIFY_NUMPY, "numpy"], docstring_limit=0)
         for c, dc in zip(self.cells, self.dcells(1)):
             if c.is_point:
                 zs = [float(c.lo)]
@@ -1210,6 +1268,16 @@ def _merge_y_runs(pieces: list[tuple[sp.Expr, sp.Set]]) -> list[tuple[sp.Expr, s
     return runs
 
 
+@functools.lru_cache(maxsize=1024)
+def _continuous_domain_is(expr: sp.Expr, interval: sp.Interval) -> bool | None:
+    """``continuous_domain(expr, z, interval) == interval``; None when SymPy cannot tell."""
+    try:
+        dom = sp.calculus.util.continuous_domain(expr, Z, interval)
+        return dom == interval
+    except Exception:
+        return None
+
+
 def _identically_zero(expr: sp.Expr, cell: _Cell) -> bool | None:
     """expr = 0 on the open cell: proved by simplify, refuted by a nonzero 30-digit value."""
     if expr == 0:
@@ -1218,7 +1286,7 @@ def _identically_zero(expr: sp.Expr, cell: _Cell) -> bool | None:
         for x in _cell_points(cell.lo, cell.hi)[::997]:
             if _mp_eval(expr, x) != 0:
                 return False
-    return True if sp.simplify(expr) == 0 else None
+    return True if _simplify(expr) == 0 else None
 
 
 def _and3(*values: bool | None) -> bool | None:
