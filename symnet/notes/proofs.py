@@ -958,25 +958,6 @@ def _run_batch(paths: list[str]) -> list[Part]:
     return [run_file(p) for p in paths]
 
 
-#: What most proofs import on first use; loaded once before the workers fork (0.4 s
-#: that each worker would otherwise pay, the two at once slowing each other).
-_WARM = ("symnet.networks.collapse", "symnet.networks.backprop", "symnet.networks.properties",
-         "symnet.networks.codegen", "symnet.notes.checkfile", "symnet.render.printing",
-         "sympy.series.limits", "sympy.solvers.solvers", "sympy.utilities.lambdify", "numpy.random")
-
-
-def _warm() -> None:
-    import importlib
-    import multiprocessing
-
-    if multiprocessing.get_start_method(allow_none=False) != "fork":
-        return  # spawned workers start from nothing anyway
-    for name in _WARM:
-        try:
-            importlib.import_module(name)
-        except ImportError:  # pragma: no cover - a missing optional piece: the worker reports it
-            pass
-
 
 def _batches(files: list[Path], workers: int) -> list[list[Path]]:
     """Split the files over the workers: largest expected cost first, each to the
@@ -1026,7 +1007,6 @@ def check_directory(directory: str | os.PathLike, require: Iterable[str] = (), j
         from concurrent.futures.process import BrokenProcessPool
 
         batches = _batches(files, workers)
-        _warm()
         try:
             with ProcessPoolExecutor(max_workers=len(batches)) as pool:
                 results = list(pool.map(_run_batch, [[str(f) for f in b] for b in batches]))
