@@ -225,9 +225,11 @@ def gradient_targets(quick: bool) -> list[dict]:
 
 
 def _matmul_peak(np, batch: int, width: int, dtype) -> float:
-    """This machine's NumPy matmul rate (FLOP/s) on the gradient's own product shape."""
+    """This machine's NumPy matmul rate (FLOP/s) on the gradient's own product shape: the
+    best of 21 runs (a peak; the median under a busy loop put it below what the
+    gradients themselves reached)."""
     a, w = np.ones((batch, width), dtype), np.ones((width, width), dtype)
-    t = median(interleaved({"mm": lambda: a @ w}, 21)["mm"])
+    t = min(interleaved({"mm": lambda: a @ w}, 21)["mm"])
     return 2 * batch * width * width / t
 
 
