@@ -88,23 +88,63 @@ def test_swapped_columns_are_caught_where_the_recheck_cannot_see_them(monkeypatc
         _ = result.W
 
 
-def test_an_encoding_fault_shared_by_both_passes_is_caught_by_the_point_check(monkeypatch):
-    """A wrong power for one weight, used alike by the pass and the recheck, agrees with
-    itself; the integer point check and the numeric read-out do not."""
-    if explicit.flint is None:
-        pytest.skip("python-flint is not installed")
-    net = Network.dense([2, 2, 2])
-    explicit._FLINT_RINGS.clear()
+def test_a_wrong_element_for_one_weight_is_caught_by_the_exact_recheck(monkeypatch, fresh_rings):
+    """The pass builds its products from the block encoding's generators, the recheck
+    from each weight's own element: a wrong element is seen (and by the point check)."""
     original = explicit._FlintRing.var
 
     def wrong(self, v):
         return original(self, 1) if v == 0 else original(self, v)  # w1_1_1 read as w1_1_2
 
     monkeypatch.setattr(explicit._FlintRing, "var", wrong)
-    result = explicit.collapse_entries(net, backend="flint")
+    result = explicit.collapse_entries(Network.dense([2, 2, 2]), backend="flint")
+    assert not result.exact_check and not result.ok
+
+
+def test_an_encoding_fault_shared_by_every_pass_is_caught_when_the_entries_are_read(monkeypatch, fresh_rings):
+    """Two weights given each other's powers, consistently for the pass and the recheck:
+    those agree with each other; the integer point (whose values come from the blocks
+    themselves) and reading the entries out do not."""
+    original = explicit._FlintRing.__init__
+
+    def swapped(self, blocks, rational):
+        original(self, blocks, rational)
+        a, b = 6, 7  # w2_1_1 and w2_1_2
+        self.vars[a], self.vars[b] = self.vars[b], self.vars[a]
+        self.place[a], self.place[b] = self.place[b], self.place[a]
+
+    monkeypatch.setattr(explicit._FlintRing, "__init__", swapped)
+    monkeypatch.setattr(explicit, "_encoded_forward", lambda ring, layers: None)  # the layout check would refuse it
+    result = explicit.collapse_entries(Network.dense([2, 2, 2]), backend="flint")
     assert result.exact_check and not result.point_check
     assert result.numeric_max_abs_error > 1e-3 and not result.ok
-    explicit._FLINT_RINGS.clear()
+
+
+def test_the_encoded_pass_equals_the_dot_products():
+    """The pass by one product per layer gives exactly the polynomials of the pass by dot
+    products, on random shapes and activations."""
+    import random
+
+    if explicit.flint is None:
+        pytest.skip("python-flint is not installed")
+    rnd = random.Random(7)
+    for _ in range(60):
+        widths = [rnd.randint(1, 4) for _ in range(rnd.randint(2, 6))]
+        spec = rnd.choice(["identity", "affine", "affine(a=-3, c=2)", "affine(a=1/2, c=1/3)", "affine(a=0, c=1)"])
+        net = Network.dense(widths, spec)
+        try:
+            result = explicit.collapse_entries(net, backend="flint")
+        except SpecError:  # over the term budget (symbolic a_l, c_l in every layer)
+            continue
+        ring, (coeffs, Wvars, bvars, _) = result.ring, result.layout
+
+        def element(value, result=result, ring=ring):
+            return ring.var(result.symbols.index(value)) if value.is_Symbol else ring.const(value)
+
+        layers = [(element(a), element(c), Wvars[l], bvars[l]) for l, (a, c) in enumerate(coeffs)]
+        fast, slow = explicit._encoded_forward(ring, layers), explicit._dot_forward(ring, widths, layers)
+        assert fast is not None and len(fast) == len(slow)
+        assert all(p == q for p, q in zip(fast, slow)), (widths, spec)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -120,6 +160,15 @@ def test_a_decoding_fault_is_caught_by_the_numeric_check(monkeypatch, backend):
     result = explicit.collapse_entries(Network.dense([2, 2, 2]), backend=backend)
     assert result.exact_check and result.point_check
     assert result.numeric_max_abs_error > 1e-3 and not result.ok
+
+
+@pytest.fixture
+def fresh_rings():
+    if explicit.flint is None:
+        pytest.skip("python-flint is not installed")
+    explicit._FLINT_RINGS.clear()
+    yield
+    explicit._FLINT_RINGS.clear()
 
 
 def test_a_parameter_named_like_a_weight_is_refused():

@@ -508,7 +508,93 @@ def _layer(ring: Any, l: int, Wv: list, bv: list, tagged: bool) -> tuple[list, l
 
 def _forward(ring: Any, widths: list[int], layers: list) -> list:
     """``g_0 = 1^T``, ``g_l = a_l (g_{l-1} W_l + b_l) + c_l 1^T``: the columns of ``g_L``,
-    each term of column j tagged ``y^j`` (the last layer's entries of column j carry it)."""
+    each term of column j tagged ``y^j`` (the last layer's entries of column j carry it).
+
+    In python-flint's ring, by the block encoding (:func:`_encoded_forward`); else (and
+    wherever a layer's variables are not laid out as that needs) by the vector-matrix
+    products, one dot product per column."""
+    if isinstance(ring, _FlintRing):
+        g = _encoded_forward(ring, layers)
+        if g is not None:
+            return g
+    return _dot_forward(ring, widths, layers)
+
+
+def _encoded_forward(ring: _FlintRing, layers: list) -> list | None:
+    """The pass with one product per layer, from the block encoding.
+
+    With ``w_l[i, j] = x_l^(i n + j + 1)`` (n the layer's width) a column of ``g W`` is
+    ``sum_i g[i] x^(i n + j + 1) = x^(j + 1) H`` for the one polynomial
+    ``H = sum_i g[i] x^(i n)``, the same for every column.  So the pass carries H alone:
+
+        H_1 = sum_i x_1^(i n_1)                                  (g_0 = 1^T)
+        H_(l+1) = a_l (H_l P_l + B_l) + c_l E_(l+1),
+        P_l = sum_j x_l^(j+1) x_(l+1)^(j n_(l+1)),  B_l = sum_j b_l[j] x_(l+1)^(j n_(l+1)),
+        E_l = sum_i x_l^(i n_l),
+
+    and the columns are ``g_L[j] = a_L (x_L^(j+1) H_L + b_L[j]) y^j + c_L y^j``.  Each term
+    is made once, by python-flint's multiplication, instead of by n dot products whose
+    partial sums are merged again and again.  None when a layer's variables are not the
+    powers this needs (then :func:`_dot_forward`)."""
+    plan = _encoded_plan(ring, layers)
+    if plan is None:
+        return None
+    H, transitions, columns = plan
+    one, zero = ring.one, ring.zero
+    for (a, c, _, _), (P, B, E) in zip(layers, transitions):
+        H = H * P
+        H.iadd(B)
+        if a != one:
+            H = H * a
+        if c != zero:
+            H.iadd(c * E)
+    a, c = layers[-1][0], layers[-1][1]
+    g = []
+    for m, b, y in columns:
+        column = H * m
+        column.iadd(b)
+        if a != one:
+            column = column * a
+        if c != zero:
+            column.iadd(c * y)
+        g.append(column)
+    return g
+
+
+def _encoded_plan(ring: _FlintRing, layers: list) -> tuple | None:
+    """The structural polynomials of :func:`_encoded_forward` (kept by the ring, like its
+    generators' powers): ``H_1``; per step ``(P_l, B_l, E_(l+1))``; per output column
+    ``(x_L^(j+1) y^j, b_L[j] y^j, y^j)``.  None unless every layer's variables are the
+    powers ``x^(i n + j + 1)`` and ``x_b^(j + 1)`` of its two generators."""
+    key = ("encoded", len(layers))
+    if key in ring.layers:
+        return ring.layers[key]
+    gens = ring.ctx.gens()
+    places = []
+    for _, _, Wv, bv in layers:
+        n = len(bv)
+        gw, gb = ring.place[Wv[0][0]][0], ring.place[bv[0]][0]
+        if any(ring.place[v] != (gw, i * n + j + 1) for i, row in enumerate(Wv) for j, v in enumerate(row)) \
+                or any(ring.place[v] != (gb, j + 1) for j, v in enumerate(bv)):
+            ring.layers[key] = None
+            return None
+        places.append((gens[gw], gens[gb], len(Wv), n))
+    x, _, n_in, n = places[0]
+    H = ring.sum([x ** (i * n) for i in range(n_in)])
+    transitions = []
+    for (x, xb, _, n), (x_next, _, _, n_next) in zip(places, places[1:]):
+        steps = [x_next ** (j * n_next) for j in range(n)]
+        transitions.append((ring.sum([x ** (j + 1) * s for j, s in enumerate(steps)]),
+                            ring.sum([xb ** (j + 1) * s for j, s in enumerate(steps)]),
+                            ring.sum(steps)))
+    x, xb, _, n = places[-1]
+    columns = [(x ** (j + 1) * ring.tag(j), xb ** (j + 1) * ring.tag(j), ring.tag(j)) for j in range(n)]
+    ring.layers[key] = (H, transitions, columns)
+    return ring.layers[key]
+
+
+def _dot_forward(ring: Any, widths: list[int], layers: list) -> list:
+    """:func:`_forward` by one dot product per column and layer (any ring)."""
     add, dot, mul, one, zero = ring.add, ring.dot, ring.mul, ring.one, ring.zero
     last = len(layers) - 1
     g = None  # 1^T: the first layer's columns are summed
