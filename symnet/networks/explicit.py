@@ -10,7 +10,9 @@ one pass of the network itself, on polynomials, at the input of ones:
 Column j of ``g_L`` is ``sum_i W'_ij + b'_j``, and nothing is lost in the sum:
 every term of ``W'_ij`` holds exactly one entry of row i of ``W_1`` and no term of
 ``b'_j`` holds any, so each entry is read back from the terms by that variable.
-One pass of vector-matrix products instead of matrix-matrix ones.
+One pass of vector-matrix products instead of matrix-matrix ones; in python-flint's
+ring, by the block encoding below, one polynomial product per layer
+(:func:`_encoded_forward`).
 
 The polynomials live in one of two rings with the same operations
 (:class:`_FlintRing`, python-flint's multivariate polynomials written in C, when
