@@ -225,12 +225,14 @@ def gradient_targets(quick: bool) -> list[dict]:
 
 
 def _matmul_peak(np, batch: int, width: int, dtype) -> float:
-    """This machine's NumPy matmul rate (FLOP/s) on the gradient's own product shape: the
-    best of 21 runs (a peak; the median under a busy loop put it below what the
+    """This machine's NumPy matmul rate (FLOP/s) on the gradient's own product shapes,
+    ``(batch, w) @ (w, w)`` (the forward pass and delta W^T) and ``(w, batch) @ (batch, w)``
+    (each weight's gradient, a long inner dimension, faster): the best of 21 runs of each
+    (a peak; the median under a busy loop, or one shape alone, put it below what the
     gradients themselves reached)."""
     a, w = np.ones((batch, width), dtype), np.ones((width, width), dtype)
-    t = min(interleaved({"mm": lambda: a @ w}, 21)["mm"])
-    return 2 * batch * width * width / t
+    times = interleaved({"mm": lambda: a @ w, "mt": lambda: a.T @ a}, 21)
+    return 2 * batch * width * width / min(min(times["mm"]), min(times["mt"]))
 
 
 def _arrays(np, width: int, depth: int, batch: int = 2048) -> dict:
