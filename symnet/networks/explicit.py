@@ -515,14 +515,17 @@ def _forward(ring: Any, widths: list[int], layers: list) -> list:
     In python-flint's ring, by the block encoding (:func:`_encoded_forward`); else (and
     wherever a layer's variables are not laid out as that needs) by the vector-matrix
     products, one dot product per column."""
-    if isinstance(ring, _FlintRing):
-        g = _encoded_forward(ring, layers)
-        if g is not None:
-            return g
+    if _encoded(ring, layers):
+        return _encoded_forward(ring, layers)
     return _dot_forward(ring, widths, layers)
 
 
-def _encoded_forward(ring: _FlintRing, layers: list) -> list | None:
+def _encoded(ring: Any, layers: list) -> bool:
+    """Whether the pass runs by the block encoding (and the recheck by dot products)."""
+    return isinstance(ring, _FlintRing) and _encoded_plan(ring, layers) is not None
+
+
+def _encoded_forward(ring: _FlintRing, layers: list) -> list:
     """The pass with one product per layer, from the block encoding.
 
     With ``w_l[i, j] = x_l^(i n + j + 1)`` (n the layer's width) a column of ``g W`` is
@@ -536,12 +539,9 @@ def _encoded_forward(ring: _FlintRing, layers: list) -> list | None:
 
     and the columns are ``g_L[j] = a_L (x_L^(j+1) H_L + b_L[j]) y^j + c_L y^j``.  Each term
     is made once, by python-flint's multiplication, instead of by n dot products whose
-    partial sums are merged again and again.  None when a layer's variables are not the
-    powers this needs (then :func:`_dot_forward`)."""
-    plan = _encoded_plan(ring, layers)
-    if plan is None:
-        return None
-    H, transitions, columns = plan
+    partial sums are merged again and again.  Only where :func:`_encoded_plan` finds every
+    layer's variables laid out as the powers this needs."""
+    H, transitions, columns = _encoded_plan(ring, layers)
     one, zero = ring.one, ring.zero
     for (a, c, _, _), (P, B, E) in zip(layers, transitions):
         H = H * P
@@ -614,6 +614,17 @@ def _dot_forward(ring: Any, widths: list[int], layers: list) -> list:
 
 
 def _exact_recheck(ring: Any, widths: list[int], layers: list, g: list) -> bool:
+    """The pass recomputed another way and compared exactly: where the pass was the block
+    encoding's one product per layer, by the dot products (each weight's own element,
+    no factorisation), column by column; where the pass was the dot products, by the
+    map associated from the right (:func:`_right_recheck`)."""
+    if _encoded(ring, layers):
+        again = _dot_forward(ring, widths, layers)
+        return len(again) == len(g) and all(p == q for p, q in zip(g, again))
+    return _right_recheck(ring, widths, layers, g)
+
+
+def _right_recheck(ring: Any, widths: list[int], layers: list, g: list) -> bool:
     """The map associated from the right, against ``sum_j g_L[j]`` (tagged columns).
 
     ``rho_{L+1} = t`` (``t_j = y^j``) and ``rho_l = a_l W_l rho_{l+1}``; then
