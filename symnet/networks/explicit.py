@@ -18,14 +18,16 @@ The polynomials live in one of two rings with the same operations
 (:class:`_FlintRing`, python-flint's multivariate polynomials written in C, when
 python-flint is installed, the optional extra ``symnet[flint]``; else
 :class:`_DictRing`, plain dicts ``monomial -> coefficient`` with a monomial a
-sorted tuple of variable numbers).  Three checks, none sharing the pass's order
-of operations:
+sorted tuple of variable numbers).  Three checks, none computing the way the pass
+does:
 
 * **exact recheck** (every entry): the output columns are tagged by powers of a
-  fresh variable (column j's entries of the last layer carry ``y^j``), and the same
-  map associated from the right, ``rho_{L+1} = (y, y^2, ...)``,
-  ``rho_l = a_l W_l rho_{l+1}``, is compared exactly with ``sum_j g_L[j]``; the
-  tags pin every term to its column, and reading a column out checks its tag;
+  fresh variable (column j's entries of the last layer carry ``y^j``).  After the
+  encoded pass, the dot-product pass (each weight's own element, no factorisation)
+  must give the same columns exactly; after the dot-product pass, the map associated
+  from the right, ``rho_{L+1} = (y, y^2, ...)``, ``rho_l = a_l W_l rho_{l+1}``, must
+  equal ``sum_j g_L[j]`` exactly (the tags pin every term to its column).  Reading a
+  column out checks its tag;
 * **exact point check**: one column evaluated exactly at a random integer point
   against the network's forward pass in Python integers (no polynomial code);
 * **numeric check** (every entry, when the entries are read out): the decoded
