@@ -1,7 +1,5 @@
 """``python -m symnet.cli``: the command line."""
 
-import sys
+from symnet.cli import entry
 
-from symnet.cli import main
-
-sys.exit(main())
+entry()
