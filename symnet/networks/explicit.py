@@ -544,25 +544,21 @@ def _encoded_forward(ring: _FlintRing, layers: list) -> list:
     partial sums are merged again and again.  Only where :func:`_encoded_plan` finds every
     layer's variables laid out as the powers this needs."""
     H, transitions, columns = _encoded_plan(ring, layers)
-    one, zero = ring.one, ring.zero
+
+    def affine(p: Any, m: Any, b: Any, a: Any, c: Any, e: Any) -> Any:
+        """``a (p m + b) + c e``, ``p m`` a fresh polynomial added into in place."""
+        out = p * m
+        out.iadd(b)
+        if a != ring.one:
+            out = out * a
+        if c != ring.zero:
+            out.iadd(c * e)
+        return out
+
     for (a, c, _, _), (P, B, E) in zip(layers, transitions):
-        H = H * P
-        H.iadd(B)
-        if a != one:
-            H = H * a
-        if c != zero:
-            H.iadd(c * E)
+        H = affine(H, P, B, a, c, E)
     a, c = layers[-1][0], layers[-1][1]
-    g = []
-    for m, b, y in columns:
-        column = H * m
-        column.iadd(b)
-        if a != one:
-            column = column * a
-        if c != zero:
-            column.iadd(c * y)
-        g.append(column)
-    return g
+    return [affine(H, m, b, a, c, y) for m, b, y in columns]
 
 
 def _encoded_plan(ring: _FlintRing, layers: list) -> tuple | None:
