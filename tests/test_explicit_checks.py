@@ -129,7 +129,7 @@ def test_meta_with_the_checks_stubbed_the_same_corruptions_pass(monkeypatch, kin
     backend = BACKENDS[0]
     monkeypatch.setattr(explicit, "_exact_recheck", lambda *args: True)
     monkeypatch.setattr(explicit, "_point_check", lambda *args: True)
-    monkeypatch.setattr(explicit, "_numeric_check", lambda *args: 0.0)
+    monkeypatch.setattr(explicit, "_numeric_check", lambda *args: (0.0, 0.0))
     rnd = random.Random(f"meta-{kind}")
     for case in range(10):
         widths = [rnd.randint(2, 4) for _ in range(rnd.randint(2, 4))]

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import math
 import random
+import re
 from dataclasses import dataclass, field
 from fractions import Fraction
 from functools import cached_property, lru_cache
@@ -285,7 +286,11 @@ class _FlintRing:
 _FLINT_RINGS: dict[tuple, _FlintRing] = {}  # by block layout (flint keeps its contexts anyway)
 
 
-def _ring(backend: str | None, blocks: tuple[tuple[int, ...], ...], rational: bool) -> Any:
+def _ring(backend: str | None, blocks: tuple[tuple[int, ...], ...], rational: bool, scalars: int) -> Any:
+    """The ring for this layout.  Flint rings are kept per (layout, rational, number of
+    scalar blocks): a scalar, a 1x1 weight and a width-1 bias are all blocks of one
+    variable, so the blocks alone do not tell two networks apart, and a ring keeps
+    per-layer elements (:func:`_layer`)."""
     if backend is None:
         backend = "flint" if flint is not None else "python"
     if backend not in BACKENDS:
@@ -293,7 +298,7 @@ def _ring(backend: str | None, blocks: tuple[tuple[int, ...], ...], rational: bo
     if backend == "flint":
         if flint is None:
             raise SpecError("the flint backend needs python-flint (pip install 'symnet[flint]')")
-        key = (blocks, rational)
+        key = (blocks, rational, scalars)
         if key not in _FLINT_RINGS:
             if len(_FLINT_RINGS) >= 64:
                 _FLINT_RINGS.clear()
@@ -328,7 +333,12 @@ class EntrywiseCollapse:
         W: list[list[Poly]] = [[{} for _ in self.native] for _ in Wvars[0]]
         b: list[Poly] = [{} for _ in self.native]
         for j, column in enumerate(self.native):
-            for m, c in self.ring.to_dict(column).items():
+            terms = self.ring.to_dict(column)
+            if len(terms) != len(column):  # a term lost, or two read as one monomial
+                raise AssertionError(f"column {j + 1} has {len(column)} terms but reads out as {len(terms)}")
+            for m, c in terms.items():
+                if not isinstance(c, (int, sp.Rational)):
+                    raise AssertionError(f"a coefficient of column {j + 1} reads out as {type(c).__name__}")
                 if m.count(tag) != j + 1:
                     raise AssertionError(f"a term of column {j + 1} carries the tag of column {m.count(tag)}")
                 m = m[:-(j + 1)]  # the tag sorts last
@@ -348,15 +358,25 @@ class EntrywiseCollapse:
         return self._entries[1]
 
     @cached_property
+    def _numeric(self) -> tuple[float, float]:
+        coeffs, Wvars, bvars, seed = self.layout
+        return _numeric_check(self.network, self.W, self.b, coeffs, Wvars, bvars, self.symbols, seed)
+
+    @property
     def numeric_max_abs_error(self) -> float:
         """Every entry, as read out, at a random point against NumPy's products there."""
-        coeffs, Wvars, bvars, seed = self.layout
-        return _numeric_check(self.W, self.b, coeffs, Wvars, bvars, self.symbols, seed)
+        return self._numeric[0]
+
+    @property
+    def numeric_max_rel_error(self) -> float:
+        """The same, each entry's difference over 1 + the sum of its terms' sizes there
+        (the rounding a float64 evaluation of it can make)."""
+        return self._numeric[1]
 
     @property
     def ok(self) -> bool:
         """All three checks pass (the numeric one reads every entry out)."""
-        return self.exact_check and self.point_check and self.numeric_max_abs_error < 1e-9
+        return self.exact_check and self.point_check and self.numeric_max_rel_error < 1e-10
 
     def entry(self, p: Poly) -> sp.Expr:
         """One entry as a SymPy expression (built on demand)."""
@@ -365,29 +385,40 @@ class EntrywiseCollapse:
             terms.append(sp.Mul(sp.Integer(c) if isinstance(c, int) else c, *[self.symbols[v] for v in m]))
         return sp.Add(*terms)
 
+    def _expr(self, p: Poly) -> sp.Expr:
+        """:meth:`entry`, with every term of ``p`` one term of it (distinct monomials do
+        not merge, so a lost or merged term is a fault, refused)."""
+        expr = self.entry(p)
+        if (0 if expr == 0 else len(sp.Add.make_args(expr))) != len(p):
+            raise AssertionError(f"an entry of {len(p)} terms came out as {expr}")
+        return expr
+
     def W_matrix(self) -> sp.Matrix:
-        return sp.Matrix([[self.entry(p) for p in row] for row in self.W])
+        return sp.Matrix([[self._expr(p) for p in row] for row in self.W])
 
     def b_matrix(self) -> sp.Matrix:
-        return sp.Matrix([[self.entry(p) for p in self.b]])
+        return sp.Matrix([[self._expr(p) for p in self.b]])
 
     def to_dict(self) -> dict:
         return {
-            "W": [[str(self.entry(p)) for p in row] for row in self.W],
-            "b": [[str(self.entry(p)) for p in self.b]],
+            "W": [[str(self._expr(p)) for p in row] for row in self.W],
+            "b": [[str(self._expr(p)) for p in self.b]],
             "exact_check": self.exact_check,
             "point_check": self.point_check,
             "numeric_max_abs_error": self.numeric_max_abs_error,
+            "numeric_max_rel_error": self.numeric_max_rel_error,
         }
 
     def latex(self) -> str:
         """``W'`` and ``b'`` as bmatrix environments (one ``align*``)."""
         names = {}
         for sym in self.symbols:
+            if not re.fullmatch(r"[wb][0-9]+(_[0-9]+){1,2}", sym.name):
+                continue  # an activation's own parameter keeps SymPy's name
             parts = sym.name.split("_")
             if len(parts) == 3:  # w{l}_{i}_{j}
                 names[sym] = f"{parts[0][0]}^{{({parts[0][1:]})}}_{{{parts[1]}{parts[2]}}}"
-            elif len(parts) == 2:  # b{l}_{j}
+            else:  # b{l}_{j}
                 names[sym] = f"{parts[0][0]}^{{({parts[0][1:]})}}_{{{parts[1]}}}"
         W = sp.latex(self.W_matrix(), mat_delim="", mat_str="bmatrix", symbol_names=names)
         b = sp.latex(self.b_matrix(), mat_delim="", mat_str="bmatrix", symbol_names=names)
@@ -446,6 +477,8 @@ def collapse_entries(net: Network, seed: int = 0, backend: str | None = None) ->
     """
     if net.has_symbolic_widths:
         raise SpecError("entrywise collapse needs integer widths")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise SpecError(f"seed must be a non-negative integer, not {seed!r}")
     coeffs = _affine_coefficients(net)
     widths = [int(w) for w in net.widths]
     # every entry of W' has prod(inner widths) terms (times 2 per symbolic a_l)
@@ -482,7 +515,7 @@ def collapse_entries(net: Network, seed: int = 0, backend: str | None = None) ->
         raise SpecError(f"activation parameter {min(clash)} has the name of a weight or bias; "
                         "rename it for --entries")
     rational = any(value.is_Rational and not value.is_Integer for a, c in coeffs for value in (a, c))
-    ring = _ring(backend, tuple(blocks), rational)
+    ring = _ring(backend, tuple(blocks), rational, len(index))
 
     def element(value: sp.Expr) -> Any:
         return ring.var(index[value]) if value.is_Symbol else ring.const(value)
@@ -670,29 +703,86 @@ def _point_check(ring: Any, coeffs: list, index: dict, Wvars: list, bvars: list,
     return ring.evaluate_exact(g[j], at) == h[j]
 
 
-def _numeric_check(W: list, b: list, coeffs: list, Wvars: list, bvars: list, symbols: list, seed: int) -> float:
-    """Max abs difference between every entry evaluated at a random point and NumPy's
-    products there (values multiples of 1/64, none zero, so a misplaced variable shows)."""
+def _numeric_affine(act: Any) -> tuple[float, float] | None:
+    """``(f(1) - f(0), f(0))`` of an activation with numeric parameters, by its NumPy form
+    (not by the symbolic coefficients the polynomials were built from); None otherwise."""
+    if any(not v.is_number for _, v in act.params):
+        return None
+    with np.errstate(all="ignore"):
+        f0, f1 = (float(np.asarray(act.numpy(np.array([[z]]))).ravel()[0]) for z in (0.0, 1.0))
+    return (f1 - f0, f0) if math.isfinite(f0) and math.isfinite(f1) else None
+
+
+def _numeric_check(network: Network, W: list, b: list, coeffs: list, Wvars: list, bvars: list,
+                   symbols: list, seed: int) -> tuple[float, float]:
+    """(max abs, max relative difference) between every entry evaluated at a random point
+    and NumPy's products there (values multiples of 1/64, none zero, so a misplaced
+    variable shows).  The reference takes each weight by its printed name
+    (``w{l}_{i}_{j}``, ``b{l}_{j}``), so a name given to the wrong variable shows too.
+    Where a coefficient is too large for floats the comparison is made in exact
+    fractions."""
     rng = np.random.default_rng(seed + 1)
     widths = [len(Wvars[0])] + [len(bl) for bl in bvars]
     sixty_fourths = np.round(64 * rng.standard_normal(len(symbols)) / np.sqrt(max(widths)))
     sixty_fourths[sixty_fourths == 0] = 1
-    values = sixty_fourths / 64
+    named = {sym.name: i for i, sym in enumerate(symbols)}
     position = {sym: i for i, sym in enumerate(symbols)}
+    slopes = [_numeric_affine(layer.activation) for layer in network.layers]
 
-    def number(v: sp.Expr) -> float:
-        return float(v) if v.is_number else float(values[position[v]])
+    def reference(value: Any, convert: Any) -> tuple[Any, Any]:
+        def number(v: sp.Expr) -> Any:
+            return convert(v) if v.is_number else value(position[v])
 
-    h_W = h_b = None  # the identity and zero before the first layer
-    for (a, c), Wl, bl in zip(coeffs, Wvars, bvars):
-        Wl, bl = values[np.array(Wl)], values[np.array(bl)][None, :]
-        h_W = Wl if h_W is None else h_W @ Wl
-        h_b = bl if h_b is None else h_b @ Wl + bl
-        h_W, h_b = number(a) * h_W, number(a) * h_b + number(c)
+        h_W = h_b = None  # the identity and zero before the first layer
+        for l, ((a, c), n_out) in enumerate(zip(coeffs, widths[1:]), start=1):
+            if slopes[l - 1] is not None and convert is float:
+                a, c = slopes[l - 1]  # f(1) - f(0), f(0) from the activation's own NumPy form
+            else:
+                a, c = number(a), number(c)
+            Wl = [[value(named[f"w{l}_{i + 1}_{j + 1}"]) for j in range(n_out)] for i in range(widths[l - 1])]
+            bl = [value(named[f"b{l}_{j + 1}"]) for j in range(n_out)]
+            if h_W is None:
+                h_W, h_b = Wl, [bl]
+            else:
+                h_W = _matmul(h_W, Wl)
+                h_b = [[x + y for x, y in zip(_matmul(h_b, Wl)[0], bl)]]
+            h_W = [[a * x for x in row] for row in h_W]
+            h_b = [[a * x + c for x in h_b[0]]]
+        return h_W, h_b
 
-    def evaluate(p: Poly) -> float:
-        return float(sum(float(c) * math.prod([values[v] for v in m]) for m, c in p.items()))
+    def evaluate(p: Poly, value: Any, convert: Any) -> tuple[Any, Any]:
+        total = size = 0
+        for m, c in p.items():
+            term = convert(c) * math.prod([value(v) for v in m])
+            total += term
+            size += abs(term)
+        return total, size
 
-    got_W = np.array([[evaluate(p) for p in row] for row in W])
-    got_b = np.array([[evaluate(p) for p in b]])
-    return float(max(np.max(np.abs(got_W - h_W)), np.max(np.abs(got_b - h_b))))
+    try:
+        values = (sixty_fourths / 64).tolist()
+        want_W, want_b = reference(values.__getitem__, float)
+        got = [evaluate(p, values.__getitem__, float) for row in W for p in row]
+        got += [evaluate(p, values.__getitem__, float) for p in b]
+    except OverflowError:  # a coefficient beyond floats: the same in exact fractions
+        exact = [Fraction(int(k), 64) for k in sixty_fourths]
+
+        def to_fraction(v: Any) -> Fraction:
+            return Fraction(int(v)) if isinstance(v, int) or getattr(v, "is_Integer", False) else \
+                Fraction(int(sp.Rational(v).p), int(sp.Rational(v).q))
+
+        want_W, want_b = reference(exact.__getitem__, to_fraction)
+        got = [evaluate(p, exact.__getitem__, to_fraction) for row in W for p in row]
+        got += [evaluate(p, exact.__getitem__, to_fraction) for p in b]
+    want = [x for row in want_W for x in row] + list(want_b[0])
+    worst_abs = worst_rel = 0.0
+    for (value, size), reference_value in zip(got, want):
+        diff = abs(value - reference_value)
+        worst_abs = max(worst_abs, float(diff))
+        worst_rel = max(worst_rel, float(diff / (1 + size)))
+    return worst_abs, worst_rel
+
+
+def _matmul(A: list, B: list) -> list:
+    """A B for lists of rows (floats or fractions alike)."""
+    columns = list(zip(*B))
+    return [[sum(x * y for x, y in zip(row, column)) for column in columns] for row in A]
