@@ -382,11 +382,11 @@ def _rank_bound(net: Network) -> Any:
     least integer width and the distinct symbols are formed here, and ``Min`` gets those
     (a width symbol is a positive integer, so an integer width 1 is the minimum)."""
     numbers = [int(w) for w in net.widths if w.is_Integer]
-    symbols = sorted({w for w in net.widths if not w.is_Integer}, key=sp.default_sort_key)
-    least = [sp.Integer(min(numbers))] if numbers else []
-    if not symbols or (numbers and min(numbers) <= 1):
-        return least[0]
-    return sp.Min(*least, *symbols, evaluate=False) if len(least) + len(symbols) > 1 else symbols[0]
+    if numbers and min(numbers) <= 1:
+        return sp.Integer(min(numbers))
+    args = [sp.Integer(min(numbers))] if numbers else []
+    args += sorted({w for w in net.widths if not w.is_Integer}, key=sp.default_sort_key)
+    return args[0] if len(args) == 1 else sp.Min(*args, evaluate=False)
 
 
 def _numeric_cross_check(net: Network, W: Any, b: Any, definitions: dict, trials: int,

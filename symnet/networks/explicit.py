@@ -283,7 +283,7 @@ class _FlintRing:
         return Fraction(int(value.p), int(value.q)) if self.rational else int(value)
 
 
-_FLINT_RINGS: dict[tuple, _FlintRing] = {}  # by block layout (flint keeps its contexts anyway)
+_FLINT_RINGS: dict[tuple, _FlintRing] = {}  # see _ring (flint keeps its contexts anyway)
 
 
 def _ring(backend: str | None, blocks: tuple[tuple[int, ...], ...], rational: bool, scalars: int) -> Any:
@@ -319,15 +319,15 @@ class EntrywiseCollapse:
 
     network: Network
     symbols: list[sp.Symbol]
-    exact_check: bool  # the right-associated recomputation agrees exactly, column by column
+    exact_check: bool  # a second pass, computed another way, agrees exactly (every entry)
     point_check: bool  # one column agrees exactly at a random integer point with integer arithmetic
     native: list = field(repr=False)  # g_L's columns in the ring's polynomials
     ring: Any = field(repr=False)
-    layout: Any = field(repr=False)  # (coeffs, Wvars, bvars, seed): what the numeric check needs
+    layout: Any = field(repr=False)  # (coeffs, Wvars, seed): what reading out and the numeric check need
 
     @cached_property
     def _entries(self) -> tuple[list[list[Poly]], list[Poly]]:
-        coeffs, Wvars, bvars, seed = self.layout
+        _, Wvars, _ = self.layout
         row_of = {v: i for i, row in enumerate(Wvars[0]) for v in row}
         tag = len(self.symbols)  # the column tag's variable number
         W: list[list[Poly]] = [[{} for _ in self.native] for _ in Wvars[0]]
@@ -359,8 +359,8 @@ class EntrywiseCollapse:
 
     @cached_property
     def _numeric(self) -> tuple[float, float]:
-        coeffs, Wvars, bvars, seed = self.layout
-        return _numeric_check(self.network, self.W, self.b, coeffs, Wvars, bvars, self.symbols, seed)
+        coeffs, _, seed = self.layout
+        return _numeric_check(self.network, self.W, self.b, coeffs, self.symbols, seed)
 
     @property
     def numeric_max_abs_error(self) -> float:
@@ -461,6 +461,11 @@ def _affine_coefficients(net: Network) -> list[tuple[Any, Any]]:
     return out
 
 
+def _has_fractions(coeffs: list) -> bool:
+    """Whether an activation's slope or offset is a fraction (then the rings are over Q)."""
+    return any(v.is_Rational and not v.is_Integer for a, c in coeffs for v in (a, c))
+
+
 @lru_cache(maxsize=1024)
 def _layer_symbols(l: int, n_in: int, n_out: int) -> tuple[tuple[sp.Symbol, ...], tuple[sp.Symbol, ...]]:
     """Layer l's weight symbols ``w{l}_{i}_{j}`` row by row and bias symbols ``b{l}_{j}``
@@ -514,7 +519,7 @@ def collapse_entries(net: Network, seed: int = 0, backend: str | None = None) ->
     if clash:
         raise SpecError(f"activation parameter {min(clash)} has the name of a weight or bias; "
                         "rename it for --entries")
-    rational = any(value.is_Rational and not value.is_Integer for a, c in coeffs for value in (a, c))
+    rational = _has_fractions(coeffs)
     ring = _ring(backend, tuple(blocks), rational, len(index))
 
     def element(value: sp.Expr) -> Any:
@@ -524,7 +529,7 @@ def collapse_entries(net: Network, seed: int = 0, backend: str | None = None) ->
     g = _forward(ring, widths, layers)
     exact = _exact_recheck(ring, widths, layers, g)
     point = _point_check(ring, coeffs, index, Wvars, bvars, g, seed)
-    return EntrywiseCollapse(net, symbols, exact, point, g, ring, (coeffs, Wvars, bvars, seed))
+    return EntrywiseCollapse(net, symbols, exact, point, g, ring, (coeffs, Wvars, seed))
 
 
 def _layer(ring: Any, l: int, Wv: list, bv: list, tagged: bool) -> tuple[list, list, list]:
@@ -688,7 +693,7 @@ def _point_check(ring: Any, coeffs: list, index: dict, Wvars: list, bvars: list,
     every entry."""
     rng = random.Random(seed)
     at, values = ring.integer_point(rng)
-    rational = any(v.is_Rational and not v.is_Integer for a, c in coeffs for v in (a, c))
+    rational = _has_fractions(coeffs)
 
     def number(v: sp.Expr) -> Any:
         if v.is_Symbol:
@@ -713,8 +718,8 @@ def _numeric_affine(act: Any) -> tuple[float, float] | None:
     return (f1 - f0, f0) if math.isfinite(f0) and math.isfinite(f1) else None
 
 
-def _numeric_check(network: Network, W: list, b: list, coeffs: list, Wvars: list, bvars: list,
-                   symbols: list, seed: int) -> tuple[float, float]:
+def _numeric_check(network: Network, W: list, b: list, coeffs: list, symbols: list,
+                   seed: int) -> tuple[float, float]:
     """(max abs, max relative difference) between every entry evaluated at a random point
     and NumPy's products there (values multiples of 1/64, none zero, so a misplaced
     variable shows).  The reference takes each weight by its printed name
@@ -722,7 +727,7 @@ def _numeric_check(network: Network, W: list, b: list, coeffs: list, Wvars: list
     Where a coefficient is too large for floats the comparison is made in exact
     fractions."""
     rng = np.random.default_rng(seed + 1)
-    widths = [len(Wvars[0])] + [len(bl) for bl in bvars]
+    widths = [int(w) for w in network.widths]
     sixty_fourths = np.round(64 * rng.standard_normal(len(symbols)) / np.sqrt(max(widths)))
     sixty_fourths[sixty_fourths == 0] = 1
     named = {sym.name: i for i, sym in enumerate(symbols)}

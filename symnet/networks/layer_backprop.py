@@ -421,16 +421,14 @@ def _normalisation(ctx: Context, l: int, over_rows: bool, what: str) -> list[Cha
     if over_rows:  # the sums over the batch are dbeta and dgamma, scaled by gamma
         dX = T.mul(inv, T.hadamard(spread(s), T.sub(T.sub(T.mul(count, g), T.mul(o_r, T.hadamard(dbeta, gamma))),
                                                      T.hadamard(xhat, T.mul(o_r, T.hadamard(dgamma, gamma))))))
-        why = "the input's gradient"
     else:  # the sums over each row's features
         def total(E):
             return T.mul(T.mul(E, o_c), T.transpose(o_c))
 
         dX = T.mul(inv, T.hadamard(spread(s), T.sub(T.sub(T.mul(count, g), total(g)),
                                                      T.hadamard(xhat, total(T.hadamard(g, xhat))))))
-        why = "the input's gradient"
     chains = []
-    for wrt, rule, text in [(X, dX, why), (gamma, dgamma, "gamma's gradient"), (beta, dbeta, "beta's gradient")]:
+    for wrt, rule, text in [(X, dX, "the input's gradient"), (gamma, dgamma, "gamma's gradient"), (beta, dbeta, "beta's gradient")]:
         chain = ChainBuilder(ctx, T.grad(loss, wrt), title=f"Layer {l} ({what}): {text}")
         chain.step(rule, "chain rule through the mean and the variance", uses=[mu, C, var, s, xhat])
         if not chains:  # the definitions, once

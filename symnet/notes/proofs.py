@@ -958,7 +958,6 @@ def _run_batch(paths: list[str]) -> list[Part]:
     return [run_file(p) for p in paths]
 
 
-
 def _batches(files: list[Path], workers: int) -> list[list[Path]]:
     """Split the files over the workers: largest expected cost first, each to the
     least loaded worker (a proof may state its cost with a ``# seconds: N`` line).
@@ -970,10 +969,11 @@ def _batches(files: list[Path], workers: int) -> list[list[Path]]:
         units.setdefault(m.group(1) if m else str(f), []).append(f)
     batches: list[list[Path]] = [[] for _ in range(workers)]
     load = [0.0] * workers
-    for unit in sorted(units.values(), key=lambda u: sum(map(_cost_hint, u)), reverse=True):
+    costed = sorted(((sum(map(_cost_hint, u)), u) for u in units.values()), key=lambda cu: cu[0], reverse=True)
+    for cost, unit in costed:
         i = min(range(workers), key=lambda k: load[k])
         batches[i].extend(unit)
-        load[i] += sum(map(_cost_hint, unit))
+        load[i] += cost
     return [b for b in batches if b]
 
 

@@ -604,7 +604,6 @@ def _align_lines(chain: Any, names: dict[str, str]) -> list[str]:
     return lines
 
 
-
 def derivation_latex(derivation: Any, standalone: bool = False) -> str:
     """An ``align*`` block per chain (chain titles as ``\\text`` lines)."""
     names = _matrix_names(derivation)
