@@ -8,7 +8,7 @@ from sympy.core.relational import Relational
 
 from symnet.kernel import PROVED, Context
 from symnet.networks import activations, properties
-from symnet.networks.activations import LAMBDIFY_NUMPY, Z
+from symnet.networks.activations import Z, lambdify_numpy
 from symnet.networks.properties import Y
 from symnet.notes.proofs import EXACT, NUMERIC, Section, sci
 
@@ -62,7 +62,7 @@ def _tex(e: sp.Expr) -> str:
 
 def finite_difference_error(act, d: sp.Expr, zs: np.ndarray, h: float = 1e-6) -> float:
     """max |f'(z) - (f(z+h) - f(z-h))/2h| / (1 + |f'(z)|) at the sample points."""
-    fprime = sp.lambdify(Z, d, modules=[LAMBDIFY_NUMPY, "numpy"])
+    fprime = lambdify_numpy(Z, d)
     with np.errstate(all="ignore"):
         exact = np.broadcast_to(np.asarray(fprime(zs), dtype=float), zs.shape)
         fd = (act.numpy(zs + h) - act.numpy(zs - h)) / (2 * h)

@@ -7,7 +7,7 @@ import numpy as np
 import sympy as sp
 
 from symnet.networks import activations, properties
-from symnet.networks.activations import LAMBDIFY_NUMPY, Z
+from symnet.networks.activations import Z, lambdify_numpy
 from symnet.networks.composer import apply_elementwise
 from symnet.networks.numeric import Evaluator
 from symnet.notes.proofs import EXACT, NUMERIC, Section, Series, plot, sci
@@ -24,7 +24,7 @@ SEED = 13
 
 def _curve(act, xs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     f = act.numpy(xs)
-    fprime = sp.lambdify(Z, properties.derivative(act), modules=[LAMBDIFY_NUMPY, "numpy"])
+    fprime = lambdify_numpy(Z, properties.derivative(act))
     with np.errstate(all="ignore"):
         d = np.broadcast_to(np.asarray(fprime(xs), dtype=float), xs.shape)
     return f, d

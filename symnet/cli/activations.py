@@ -802,7 +802,7 @@ def plot(
     import sympy as sp
 
     from symnet.networks import properties as P
-    from symnet.networks.activations import LAMBDIFY_NUMPY, Z
+    from symnet.networks.activations import Z, lambdify_numpy
 
     z = np.linspace(*PLOT_RANGE, 801)
     written = []
@@ -813,7 +813,7 @@ def plot(
         p = P.properties(act)
         with np.errstate(all="ignore"):
             f = np.asarray(act.numpy(z), dtype=float)
-            fprime = sp.lambdify(Z, p.derivative, modules=[LAMBDIFY_NUMPY, "numpy"])
+            fprime = lambdify_numpy(Z, p.derivative)
             d = np.broadcast_to(np.asarray(fprime(z), dtype=float), z.shape)
         points = [float(k.point) for k in p.nondifferentiable]
         jumps = [float(k.point) for k in p.nondifferentiable if k.jump]

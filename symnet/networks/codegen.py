@@ -183,9 +183,8 @@ class ScalarPrinter:
         from symnet.networks import activations
 
         dummies = [sp.Dummy(f"u{i}") for i in range(len(e.args))]
-        modules = [getattr(activations, "LAMBDIFY_NUMPY", {}), "numpy"]
         try:
-            fn = sp.lambdify(dummies, e.func(*dummies), modules=modules)
+            fn = activations.lambdify_numpy(dummies, e.func(*dummies))
         except Exception as exc:  # SymPy's printer has no NumPy form for it
             raise CodegenError(f"cannot print {e.func}: {exc}") from None
         name = f"_fn{len([k for k in self.namespace if k.startswith('_fn')])}"
@@ -744,7 +743,7 @@ class _Generator:
         """A catalogue activation, or its derivative, with a stable NumPy form in
         :data:`STABLE_FORMS`: the call of that form (exact to rounding over the whole
         float range; the printed formula is what runs on complex arrays)."""
-        from symnet.networks.activations import _DISPLAY, Z, describe_derivative
+        from symnet.networks.activations import _DISPLAY, Z, describe_derivative, lambdify_numpy
 
         in_z = body.xreplace({_Z: Z})
         for kind, act in (("f", _DISPLAY.get(in_z)), ("df", describe_derivative(in_z))):
@@ -756,17 +755,11 @@ class _Generator:
             key = (act.name, kind, tuple(sorted(params.items())))
             label = self.forms.get(key)
             if label is None:
-                naive = sp.lambdify(_Z, body, modules=[self._lambdify_modules(), "numpy"])
+                naive = lambdify_numpy(_Z, body)
                 label = self.forms[key] = f"_{kind}_{act.name}" + (f"_{len(self.forms)}" if params else "")
                 self.namespace[label] = _stable_helper(STABLE_FORMS[act.name][kind], params, naive)
             return f"{label}({name})"
         return None
-
-    @staticmethod
-    def _lambdify_modules() -> dict:
-        from symnet.networks import activations
-
-        return getattr(activations, "LAMBDIFY_NUMPY", {})
 
     def log_row_sums(self, e: ElementwiseApplyFunction) -> Value | None:
         """``log(e^A 1)`` (the log-sum-exp of softmax cross-entropy) with the max shift."""

@@ -36,9 +36,9 @@ class NoEvidence(Exception):
 @functools.lru_cache(maxsize=4096)
 def _compiled(expr: sp.Expr, symbols: tuple, module: str):
     if module == "numpy":
-        from symnet.networks.activations import LAMBDIFY_NUMPY  # array erf/erfc, which NumPy lacks
+        from symnet.networks.activations import lambdify_numpy  # array erf/erfc, which NumPy lacks
 
-        return sp.lambdify(symbols, expr, modules=[LAMBDIFY_NUMPY, "numpy"])
+        return lambdify_numpy(symbols, expr)
     return sp.lambdify(symbols, expr, modules=module)
 
 

@@ -59,7 +59,7 @@ import numpy as np
 import sympy as sp
 from sympy.core.sympify import _sympify
 
-from symnet.networks.activations import LAMBDIFY_NUMPY, BoundActivation, VectorActivation, Z
+from symnet.networks.activations import BoundActivation, VectorActivation, Z, lambdify_numpy
 
 #: The symbol derivatives are written in when expressed through the output.
 Y = sp.Symbol("y", real=True)
@@ -105,9 +105,12 @@ def _simplify(expr: sp.Expr) -> sp.Expr:
 
 @functools.lru_cache(maxsize=512)
 def _solve_for_z(eq_rhs: sp.Expr) -> tuple[sp.Expr, ...]:
-    """``sympy.solve(Eq(y, eq_rhs), z)`` (empty when SymPy gives up), once per expression."""
+    """``sympy.solve(Eq(y, eq_rhs), z, check=False)`` (empty when SymPy gives up), once per
+    expression. The solutions are only candidates: :func:`_invert` keeps a form g only when
+    g(f(z)) = f'(z) holds at sample points and simplifies to 0, so solve's own check of
+    each solution (half its time) would decide nothing."""
     try:
-        return tuple(sp.solve(sp.Eq(Y, eq_rhs), Z))
+        return tuple(sp.solve(sp.Eq(Y, eq_rhs), Z, check=False))
     except (NotImplementedError, ValueError, TypeError):
         return ()
 
@@ -444,7 +447,7 @@ def _cell_points_float(a: float, b: float) -> np.ndarray:
 
 @functools.lru_cache(maxsize=2048)
 def _np_fn(expr: sp.Expr):
-    return sp.lambdify(Z, expr, modules=[LAMBDIFY_NUMPY, "numpy"], docstring_limit=0)
+    return lambdify_numpy(Z, expr, docstring_limit=0)
 
 
 @functools.lru_cache(maxsize=2048)
@@ -708,7 +711,7 @@ def _sign_aware_simplify(g: sp.Expr, image: sp.Set | None) -> sp.Expr:
 
 
 def _np_eval_y(expr: sp.Expr, ys: np.ndarray) -> np.ndarray:
-    f = sp.lambdify(Y, expr, modules=[LAMBDIFY_NUMPY, "numpy"], docstring_limit=0)
+    f = lambdify_numpy(Y, expr, docstring_limit=0)
     with np.errstate(all="ignore"):
         return np.broadcast_to(np.asarray(f(ys), dtype=float), ys.shape)
 
@@ -1228,7 +1231,7 @@ class _Analysis:
     def _check_in_output(self, g: sp.Expr) -> bool:
         """g(f(z)) = f'(z) numerically at sample points of every cell (a guard)."""
         rng = np.random.default_rng(0)
-        gf = sp.lambdify(Y, g, modules=[LAMBDIFY_NUMPY, "numpy"], docstring_limit=0)
+        gf = lambdify_numpy(Y, g, docstring_limit=0)
         for c, dc in zip(self.cells, self.dcells(1)):
             if c.is_point:
                 zs = [float(c.lo)]
