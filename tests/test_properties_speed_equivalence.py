@@ -19,8 +19,8 @@ CATALOGUE = [activations.lookup(n).bind() for n in activations.names()]
 EXTRA = [activations.parse_spec(s) for s in ("leaky_relu(alpha=0.2)", "elu(alpha=2)")]
 
 
-def _pieces():
-    for act in CATALOGUE:
+def _pieces(acts=CATALOGUE):
+    for act in acts:
         try:
             cells = P._cells(act.body)
         except P._Undecided:
@@ -64,15 +64,17 @@ def test_memoised_simplify_and_solve_are_sympy():
 
 
 def test_unchecked_solutions_give_the_checked_forms(monkeypatch):
-    """solve's check is left out: on every piece of the catalogue the output form found
-    from the unchecked solutions is exactly the one the checked solutions gave."""
+    """solve's check is left out: on every piece of the catalogue (and of variants with
+    other parameters) the output form found from the unchecked solutions is exactly the
+    one the checked solutions gave."""
     def checked(e):
         try:
             return tuple(sp.solve(sp.Eq(P.Y, e), Z))
         except (NotImplementedError, ValueError, TypeError):
             return ()
 
-    for name, expr in _pieces():
+    variants = [activations.parse_spec(s) for s in ("isru(alpha=3)", "isrlu(alpha=2)", "prelu(alpha=0.5)")]
+    for name, expr in _pieces(CATALOGUE + EXTRA + variants):
         d = sp.diff(expr, Z)
         if not d.has(Z):
             continue

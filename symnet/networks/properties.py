@@ -59,6 +59,7 @@ import numpy as np
 import sympy as sp
 from sympy.core.sympify import _sympify
 
+from symnet.kernel.scalar import time_limit
 from symnet.networks.activations import BoundActivation, VectorActivation, Z, lambdify_numpy
 
 #: The symbol derivatives are written in when expressed through the output.
@@ -731,8 +732,22 @@ def _tidy(g: sp.Expr) -> sp.Expr:
     return g
 
 
+#: Seconds allowed for finding one piece's derivative in terms of its output (the
+#: catalogue's take at most 0.3 s; SymPy can simplify a composition for minutes).
+INVERT_BUDGET = 5.0
+
+
 def _invert(e: sp.Expr, d: sp.Expr, image: sp.Set | None) -> sp.Expr | None:
-    """g with g(e(z)) = d(z) identically, proved by simplify; None if none found."""
+    """g with g(e(z)) = d(z) identically, proved by simplify; None if none found
+    within :data:`INVERT_BUDGET` seconds."""
+    try:
+        with time_limit(INVERT_BUDGET):
+            return _invert_unbounded(e, d, image)
+    except (TimeoutError, RecursionError):
+        return None
+
+
+def _invert_unbounded(e: sp.Expr, d: sp.Expr, image: sp.Set | None) -> sp.Expr | None:
     floats = sorted(e.atoms(sp.Float) | d.atoms(sp.Float), key=float)
     names = {}
     for k, f in enumerate(floats):
