@@ -292,7 +292,6 @@ LAMBDIFY_NUMPY: dict[str, Callable[..., np.ndarray]] = {
 }
 
 
-
 def lambdify_numpy(args, expr: sp.Expr, **options) -> Callable[..., np.ndarray]:
     """``sympy.lambdify(args, expr, modules=[LAMBDIFY_NUMPY, "numpy"])``: the same printer,
     the same code and the same names for it, without the import that lambdify's "numpy"
