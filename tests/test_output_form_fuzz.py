@@ -13,8 +13,22 @@ import mpmath
 import pytest
 import sympy as sp
 
+from symnet.networks import activations as A
 from symnet.networks import properties as P
 from symnet.networks.activations import Activation, Z
+
+
+@pytest.fixture(autouse=True)
+def _registries_restored():
+    """A generated formula can equal a catalogue one (sigmoid itself): binding it must not
+    leave its name in the display registry for the tests that run after."""
+    display, derivatives, differentiated = dict(A._DISPLAY), dict(A._DERIVATIVES), list(A._DIFFERENTIATED)
+    yield
+    A._DISPLAY.clear()
+    A._DISPLAY.update(display)
+    A._DERIVATIVES.clear()
+    A._DERIVATIVES.update(derivatives)
+    A._DIFFERENTIATED[:] = differentiated
 
 # increasing functions, each with an mpmath twin: their compositions are one-to-one
 _OUTER = [
@@ -104,3 +118,12 @@ def test_a_search_over_budget_is_no_form(monkeypatch):
     monkeypatch.setattr(P, "_invert_unbounded", forever)
     e = sp.tanh(Z / 3 + 2)
     assert P._invert(e, sp.diff(e, Z), None) is None
+
+
+@pytest.mark.parametrize("expr,want", [
+    (sp.tanh(-2 * Z / 3 - 1), 2 * (P.Y**2 - 1) / 3),  # SymPy writes it -tanh(2z/3 + 1)
+    (sp.atan(1 - Z), -sp.cos(P.Y) ** 2),
+    (sp.tanh(-Z), P.Y**2 - 1),
+])
+def test_an_odd_function_of_a_negated_argument_has_its_form(expr, want):
+    assert sp.simplify(P._invert(expr, sp.diff(expr, Z), None) - want) == 0

@@ -755,9 +755,12 @@ def _invert_unbounded(e: sp.Expr, d: sp.Expr, image: sp.Set | None) -> sp.Expr |
     back = {v: k for k, v in names.items()}
     e0, d0 = e.xreplace(names), d.xreplace(names)
     candidates = []
-    direct = d0.subs(e0, Y)
-    if not direct.has(Z):
-        candidates.append(direct)
+    # f' in f directly; or in -f, which is how SymPy writes an odd function of a negated
+    # argument (tanh(-u) is -tanh(u), so d0 holds tanh(u) and e0 is -tanh(u))
+    for direct in (d0.subs(e0, Y), d0.subs(-e0, -Y)):
+        if not direct.has(Z):
+            candidates.append(direct)
+            break
     if not candidates:
         candidates += [d0.subs(Z, s) for s in _solve_for_z(e0)]
     for g in candidates:
