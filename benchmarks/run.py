@@ -8,8 +8,9 @@ repeated after one untimed warm-up, the candidates of a comparison interleaved
 (a, b, a, b, ...; SymPy's cache cleared and glibc's free memory handed back before
 each, so no candidate pays for the memory the one before it freed), and reported as
 the median with its spread (min-max); a ratio is the ratio of medians.
-Command-line latency is the median of repeated runs of a fresh process.  ``--load busy`` runs everything beside a
-busy loop loading one core, ``both`` runs quiet then busy and reports both.
+Command-line latency is the median of repeated runs of a fresh process.
+``--load busy`` runs everything beside a busy loop loading one core, ``both`` runs
+quiet then busy and reports both.
 PyTorch, JAX and SymEngine rows appear when those are installed and say
 "skipped" when not.  The test suite never asserts timings: this script is where
 speed is shown.

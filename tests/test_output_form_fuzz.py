@@ -3,8 +3,9 @@ f'(z) = g(f(z)), is right wherever it is given.
 
 ``symnet.networks.properties`` finds g from SymPy's solutions of y = f(z) taken without
 SymPy's own check of each solution, so every candidate must be refused unless it is an
-identity; and within a time budget (SymPy can simplify a composition for minutes). The reference here shares nothing with that code: f is evaluated by mpmath
-from a formula built here, f' by mpmath's numerical differentiation at 30 digits.
+identity; and within a time budget (SymPy can simplify a composition for minutes).
+The reference here shares nothing with that code: f is evaluated by mpmath from a
+formula built here, f' by mpmath's numerical differentiation at 30 digits.
 """
 
 import random
@@ -29,6 +30,7 @@ def _registries_restored():
     A._DERIVATIVES.clear()
     A._DERIVATIVES.update(derivatives)
     A._DIFFERENTIATED[:] = differentiated
+
 
 # increasing functions, each with an mpmath twin: their compositions are one-to-one
 _OUTER = [
@@ -66,7 +68,7 @@ def _generated(seed: int):
 
 def _activation(expr: sp.Expr) -> Activation:
     f = sp.lambdify(Z, expr, modules="numpy")
-    return Activation("fuzz", lambda z: expr.xreplace({Z: z}), lambda z: f(z), latex="f").bind()
+    return Activation("fuzz", lambda z: expr.xreplace({Z: z}), f, latex="f").bind()
 
 
 @pytest.mark.parametrize("seed", range(30))

@@ -283,7 +283,7 @@ def _softplus_np(z: np.ndarray) -> np.ndarray:
 
 
 #: Functions ``sympy.lambdify`` needs beyond NumPy's own to evaluate catalogue
-#: formulas on arrays: ``lambdify(Z, body, modules=[LAMBDIFY_NUMPY, "numpy"])``.
+#: formulas on arrays (:func:`lambdify_numpy` puts them before NumPy's names).
 LAMBDIFY_NUMPY: dict[str, Callable[..., np.ndarray]] = {
     "erf": np_erf,
     "erfc": np_erfc,
